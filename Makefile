@@ -1,0 +1,33 @@
+# Two commands set everything up: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ganprior-installed
+
+.PHONY: setup demo test test-slow bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	# CPU build of torch first (from the local wheel), so nothing later pulls a CUDA build.
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[test]"
+	# dcgan-digiface64 weights; its declared deps (torchvision, wandb) are not needed.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps gan-face-generate==1.1.1
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/ganprior demo --out out/demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+bench: setup
+	$(BIN)/python benchmarks/generate.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,89 @@
+"""Load generators (and discriminators) from any supported source.
+
+    load_networks("dcgan-digiface64")        # a zoo name
+    load_networks("ffhq.pkl")                # NVIDIA stylegan2-ada / stylegan3-repo pickle
+    load_networks("550000.pt")               # rosinality checkpoint
+    load_networks("model.safetensors")       # native (with model.json beside it)
+
+Formats are recognised by content, not by extension.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import CheckpointError
+from ..nets.base import GeneratorBase
+from .native import load_native, native_paths, save_native, to_device
+from .nvlabs import load_nvlabs_pickle
+from .rosinality import load_rosinality, load_torch_file, nvidia_to_rosinality
+from .zoo import zoo_entries
+
+__all__ = ["load_networks", "load_generator", "save_native", "detect_format", "zoo_entries",
+           "save_networks"]
+
+_TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
+
+
+def detect_format(path) -> str:
+    """'native', 'nvlabs-pkl' or 'torch' (zip or legacy torch.save file)."""
+    p = Path(path)
+    if p.is_dir() or p.suffix in (".safetensors", ".json"):
+        return "native"
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such file (and not a zoo model: "
+                              f"{', '.join(zoo_entries())})")
+    with open(p, "rb") as f:
+        head = f.read(16)
+    if head.startswith(b"PK\x03\x04") or head.startswith(_TORCH_LEGACY_MAGIC):
+        return "torch"
+    if head[:1] == b"\x80":
+        return "nvlabs-pkl"
+    if native_paths(p)[1].exists():
+        return "native"
+    raise CheckpointError(f"{p}: unknown checkpoint format (expected an NVIDIA .pkl, a "
+                          "rosinality .pt or a ganprior .safetensors + .json)")
+
+
+def load_networks(spec, device="cpu") -> dict:
+    """{'G': generator, 'D': discriminator (when the file has one), 'meta': provenance}."""
+    spec = str(spec)
+    zoo = zoo_entries()
+    if spec in zoo:
+        nets = zoo[spec].load()
+        nets["meta"]["name"] = spec
+    else:
+        fmt = detect_format(spec)
+        if fmt == "native":
+            nets = load_native(spec)
+        elif fmt == "nvlabs-pkl":
+            nets = load_nvlabs_pickle(spec)
+        else:
+            data = load_torch_file(spec)
+            if isinstance(data, dict) and "g_ema" in data:
+                nets = load_rosinality(spec, data)
+            else:
+                raise CheckpointError(f"{spec}: a torch file, but not a rosinality StyleGAN2 "
+                                      "checkpoint (no 'g_ema')")
+        nets["meta"]["name"] = Path(spec).stem
+    return to_device(nets, device)
+
+
+def load_generator(spec, device="cpu") -> GeneratorBase:
+    return load_networks(spec, device)["G"]
+
+
+def save_networks(nets: dict, out) -> list[Path]:
+    """Write `nets` to `out`: native (.safetensors) or rosinality (.pt), chosen by extension."""
+    out = Path(out)
+    if out.suffix == ".pt":
+        import torch
+        from .native import _atomic_write
+        data = nvidia_to_rosinality(nets["G"])
+        _atomic_write(out, lambda tmp: torch.save(data, tmp))
+        return [out]
+    if out.suffix == ".pkl":
+        raise CheckpointError("writing NVIDIA .pkl is not supported: that format embeds NVIDIA's "
+                              "source code; write .safetensors (native) or .pt (rosinality)")
+    prov = dict(nets.get("meta", {}).get("provenance", {}))
+    prov.setdefault("converted_from", nets.get("meta", {}).get("source"))
+    return list(save_native(out, nets["G"], nets.get("D"), provenance=prov))

@@ -1,0 +1,193 @@
+"""NVIDIA stylegan2-ada-pytorch / stylegan3-repo `.pkl` files, read without running their code.
+
+Such a file is a pickled dict {G, D, G_ema, augment_pipe, training_set_kwargs}. Each network was
+pickled by `torch_utils.persistence` as a call `_reconstruct_persistent_obj(meta)`, where `meta`
+carries the module's *source code*, its class name and its `__dict__` (parameters, buffers,
+child modules, `_init_kwargs`). NVIDIA's loader `exec`s that source. We never do: a restricted
+unpickler maps the persistence call and `EasyDict` to inert stand-ins, allows only the globals
+that tensor storage needs, and refuses everything else. The weights are then poured into our own
+classes, which use the same parameter names.
+"""
+from __future__ import annotations
+
+import collections
+import inspect
+import io
+import pickle
+
+import torch
+
+from ..errors import CheckpointError
+from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+
+
+class PersistentObject:
+    """What a `torch_utils.persistence` object becomes here: its class name and state, inert."""
+
+    def __init__(self, class_name: str, state: dict):
+        self.class_name, self.state = class_name, state
+
+
+class EasyDict(dict):
+    """Stand-in for dnnlib.util.EasyDict (a dict with attribute access; only the dict matters)."""
+
+
+def _reconstruct_persistent_obj(meta):
+    if not isinstance(meta, dict) or meta.get("type") != "class":
+        raise CheckpointError("unsupported torch_utils.persistence record (not a class)")
+    state = meta.get("state") or {}
+    if not isinstance(state, dict):
+        raise CheckpointError("malformed torch_utils.persistence record (state is not a dict)")
+    return PersistentObject(str(meta.get("class_name")), state)
+
+
+def _load_storage_from_bytes(data: bytes):
+    # torch pickles each storage as torch.save(...) bytes; read them with torch's safe loader.
+    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+
+
+_ALLOWED = {
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
+    ("dnnlib.util", "EasyDict"): EasyDict,
+    ("dnnlib", "EasyDict"): EasyDict,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
+}
+
+
+def _numpy_globals():
+    import numpy as np
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(mod, "_reconstruct")] = np._core.multiarray._reconstruct
+        allowed[(mod, "scalar")] = np._core.multiarray.scalar
+    for name in ("Float64DType", "Float32DType", "Int64DType", "Int32DType", "BoolDType"):
+        if hasattr(np.dtypes, name):
+            allowed[("numpy.dtypes", name)] = getattr(np.dtypes, name)
+    return allowed
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        fn = _ALLOWED.get((module, name)) or _numpy_globals().get((module, name))
+        if fn is None:
+            raise CheckpointError(
+                f"refusing to load: the pickle asks for '{module}.{name}', which is not part of a "
+                "StyleGAN2 network (a malicious or unsupported file)")
+        return fn
+
+    def persistent_load(self, pid):
+        raise CheckpointError("refusing to load: unexpected persistent id in pickle")
+
+
+def read_pickle(path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = _RestrictedUnpickler(f).load()
+    except CheckpointError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, RuntimeError, MemoryError) as e:
+        raise CheckpointError(f"{path}: not a readable NVIDIA pickle ({type(e).__name__}: {e})")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: pickle holds a {type(data).__name__}, not a dict of networks")
+    return data
+
+
+def _flatten_state(obj: PersistentObject, prefix: str = "") -> dict[str, torch.Tensor]:
+    out = {}
+    for group in ("_parameters", "_buffers"):
+        for name, t in (obj.state.get(group) or {}).items():
+            if t is not None:
+                if not isinstance(t, torch.Tensor):
+                    raise CheckpointError(f"{prefix}{name} is not a tensor")
+                out[prefix + name] = t.detach()
+    for name, child in (obj.state.get("_modules") or {}).items():
+        if isinstance(child, PersistentObject):
+            out.update(_flatten_state(child, f"{prefix}{name}."))
+        elif child is not None:
+            raise CheckpointError(f"{prefix}{name}: unsupported module type in pickle")
+    return out
+
+
+def _plain(x):
+    """EasyDicts -> dicts, recursively (so configs serialise as JSON)."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+_CLASSES = {
+    "Generator": StyleGAN2Generator,
+    "Discriminator": StyleGAN2Discriminator,
+}
+_MODULES = ("training.networks", "training.networks_stylegan2")
+
+
+def build_network(obj: PersistentObject, what: str) -> torch.nn.Module:
+    """Rebuild one pickled network with our classes and load its weights."""
+    module, _, cls_name = obj.class_name.rpartition(".")
+    if module == "training.networks_stylegan3":
+        raise CheckpointError(f"{what} is a StyleGAN3 (alias-free) network; only StyleGAN2 "
+                              "networks are supported")
+    if module not in _MODULES or cls_name not in _CLASSES:
+        raise CheckpointError(f"{what} is a '{obj.class_name}', not a StyleGAN2 network")
+    cls = _CLASSES[cls_name]
+    kwargs = _plain(dict(obj.state.get("_init_kwargs") or {}))
+    args = list(obj.state.get("_init_args") or ())
+    if args:  # bind positional constructor arguments by name
+        names = [p for p in inspect.signature(cls).parameters if p not in ("self",)]
+        kwargs.update(zip(names, args))
+    try:
+        net = cls(**kwargs)
+    except (TypeError, ValueError, AssertionError) as e:
+        raise CheckpointError(f"{what}: unsupported network options {kwargs} ({e})")
+    load_state_strict(net, _flatten_state(obj), what)
+    return net.eval().requires_grad_(False)
+
+
+def load_state_strict(net: torch.nn.Module, state: dict, what: str):
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""))
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:3])}"
+                         + (" ..." if len(unexpected) > 3 else ""))
+        if wrong:
+            k = wrong[0]
+            parts.append(f"shape of {k} is {tuple(state[k].shape)}, expected {tuple(own[k].shape)}")
+        raise CheckpointError(f"{what}: weights do not match the network ({'; '.join(parts)})")
+    net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def load_nvlabs_pickle(path) -> dict[str, torch.nn.Module]:
+    """{'G': generator (G_ema when present), 'D': discriminator when present, 'meta': {...}}."""
+    data = read_pickle(path)
+    g_key = "G_ema" if "G_ema" in data else "G" if "G" in data else None
+    if g_key is None:
+        raise CheckpointError(f"{path}: no 'G_ema' or 'G' network in the pickle "
+                              f"(keys: {', '.join(map(str, data))})")
+    out = {}
+    for key, name in ((g_key, "G"), ("D", "D")):
+        obj = data.get(key)
+        if obj is None:
+            continue
+        if not isinstance(obj, PersistentObject):
+            raise CheckpointError(f"{path}: '{key}' is not a pickled network")
+        out[name] = build_network(obj, f"{path}:{key}")
+    if not isinstance(out["G"], StyleGAN2Generator):
+        raise CheckpointError(f"{path}: '{g_key}' is not a generator")
+    out["meta"] = {"source": "nvlabs-pkl", "generator_key": g_key,
+                   "training_set_kwargs": _plain(data.get("training_set_kwargs"))}
+    return out

@@ -1,0 +1,84 @@
+"""`make demo`: the end-to-end showcase on the embedded models, written as an HTML report.
+
+Each section is a function (out_dir, device) -> HTML fragment; later features append theirs to
+SECTIONS. Images are written next to index.html and referenced relatively.
+"""
+from __future__ import annotations
+
+import html
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from .checkpoints import load_networks, zoo_entries
+from .editing.mixing import style_mixing_grid
+from .generate import generate
+from .images import grid, save_image
+
+
+def _img(path: Path, out: Path, caption: str, width: int | None = None) -> str:
+    w = f' width="{width}"' if width else ""
+    return (f'<figure><img src="{path.relative_to(out).as_posix()}"{w} '
+            f'style="image-rendering:pixelated"><figcaption>{html.escape(caption)}</figcaption></figure>')
+
+
+def section_models(out: Path, device) -> str:
+    rows = []
+    for e in zoo_entries().values():
+        rows.append(f"<tr><td>{e.name}</td><td>{e.arch}</td><td>{e.resolution}</td>"
+                    f"<td>{', '.join(e.latent_spaces)}</td><td>{html.escape(e.availability())}</td>"
+                    f"<td>{html.escape(e.source)}</td></tr>")
+    return ("<h2>Embedded models</h2><table><tr><th>name</th><th>arch</th><th>res</th>"
+            "<th>latent spaces</th><th>status</th><th>source</th></tr>" + "".join(rows) + "</table>")
+
+
+def section_generate(out: Path, device) -> str:
+    parts = ["<h2>Generation from seeds</h2><p>Seeds map to z as in NVIDIA's generate.py; "
+             "images are quantised the same way (x&middot;127.5+128).</p>"]
+    for name, entry in zoo_entries().items():
+        if entry.availability() != "ok":
+            parts.append(f"<p>{name}: not available ({html.escape(entry.availability())})</p>")
+            continue
+        G = load_networks(name, device)["G"]
+        seeds = list(range(32))
+        t0 = time.time()
+        images, _, _ = generate(G, seeds, batch=16)
+        dt = time.time() - t0
+        path = save_image(grid(images, cols=8), out / f"{name}_seeds0-31.png")
+        parts.append(_img(path, out, f"{name}: seeds 0-31, psi 1 ({len(seeds) / dt:.0f} img/s "
+                          f"on {device})", width=8 * 2 * (G.img_resolution + 2)))
+        trunc = [generate(G, list(range(8)), truncation_psi=psi)[0] for psi in (1.0, 0.8, 0.6)]
+        path = save_image(grid(torch.cat([torch.from_numpy(t) for t in trunc]).numpy(), cols=8),
+                          out / f"{name}_truncation.png")
+        parts.append(_img(path, out, f"{name}: truncation psi 1.0 / 0.8 / 0.6 (rows, z scaled towards 0), seeds 0-7",
+                          width=8 * 2 * (G.img_resolution + 2)))
+        if G.num_ws > 1:
+            picture, _ = style_mixing_grid(G, [1, 2, 3], [4, 5, 6, 7], range(0, 4))
+            path = save_image(picture, out / f"{name}_mixing.png")
+            parts.append(_img(path, out, f"{name}: style mixing, coarse layers 0-3 from the "
+                              "column seeds", width=2 * picture.shape[1]))
+    return "\n".join(parts)
+
+
+SECTIONS = [section_models, section_generate]
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+figure{display:inline-block;margin:8px}figcaption{font-size:90%;color:#555}"""
+
+
+def run_demo(out: Path, device=torch.device("cpu")) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    body = [section(out, device) for section in SECTIONS]
+    footer = (f"<hr><p>Generated {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()} "
+              f"({device}, torch {torch.__version__}, {torch.get_num_threads()} threads) in "
+              f"{time.time() - t0:.1f} s.</p>")
+    page = (f"<!doctype html><meta charset=utf-8><title>ganprior demo</title><style>{_STYLE}"
+            f"</style><h1>ganprior demo</h1>" + "\n".join(body) + footer)
+    index = out / "index.html"
+    index.write_text(page)
+    return index

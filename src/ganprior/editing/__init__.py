@@ -1,0 +1,1 @@
+"""Semantic and geometric editing on top of the generator interface."""

@@ -1,0 +1,190 @@
+"""Pure-PyTorch versions of the StyleGAN2 ops: FIR resampling, bias+activation, modulated conv.
+
+They follow the semantics of NVIDIA's reference paths (`upfirdn2d`, `bias_act`, `conv2d_resample`,
+`modulated_conv2d` in stylegan2-ada-pytorch) so that weights trained there give the same tensors
+here, but they are written as plain torch calls: no compiled extension, no device assumptions.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+SQRT2 = math.sqrt(2.0)
+
+
+def setup_filter(taps=(1, 3, 3, 1), normalize: bool = True) -> torch.Tensor:
+    """2-D FIR filter as the outer product of 1-D taps, normalised to sum 1."""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    if f.ndim == 1:
+        f = torch.outer(f, f)
+    if normalize:
+        f = f / f.sum()
+    return f
+
+
+def _pad4(padding) -> list[int]:
+    if isinstance(padding, int):
+        return [padding] * 4
+    if len(padding) == 2:
+        px, py = padding
+        return [px, px, py, py]
+    return list(padding)
+
+
+def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 1,
+              padding=0, gain: float = 1.0) -> torch.Tensor:
+    """Upsample by zero insertion, pad (or crop), convolve with FIR filter `f`, downsample.
+
+    `padding` is [x0, x1, y0, y1] in the upsampled image, as in NVIDIA's upfirdn2d.
+    The filter is applied as a true convolution (flipped), like the reference.
+    """
+    n, c, h, w = x.shape
+    if f is None:
+        f = torch.ones(1, 1, dtype=x.dtype, device=x.device)
+    px0, px1, py0, py1 = _pad4(padding)
+    if up > 1:
+        # Transposed depthwise conv with a one-tap kernel == zero insertion, without the reshape dance.
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    f = (f * (gain ** (f.ndim / 2))).to(x.dtype).flip(list(range(f.ndim)))
+    kernel = f[None, None].expand(c, 1, *f.shape)
+    x = F.conv2d(x, kernel, groups=c)
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
+    fw = f.shape[-1]
+    p = [(fw + up - 1) // 2, (fw - up) // 2] * 2
+    return upfirdn2d(x, f, up=up, padding=p, gain=up * up)
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tensor:
+    fw = f.shape[-1]
+    p = [(fw - down + 1) // 2, (fw - down) // 2] * 2
+    return upfirdn2d(x, f, down=down, padding=p)
+
+
+def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear",
+             gain: float | None = None, clamp: float | None = None) -> torch.Tensor:
+    """x + b (along dim 1), activation, times gain, clamped to [-clamp, clamp]."""
+    if b is not None:
+        x = x + b.reshape([1, -1] + [1] * (x.ndim - 2))
+    if act == "lrelu":
+        x = F.leaky_relu(x, 0.2)
+        default_gain = SQRT2
+    elif act == "relu":
+        x = F.relu(x)
+        default_gain = SQRT2
+    elif act == "linear":
+        default_gain = 1.0
+    else:
+        raise ValueError(f"unknown activation {act!r}")
+    gain = default_gain if gain is None else gain
+    if gain != 1:
+        x = x * gain
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
+                    down: int = 1, padding: int = 0, groups: int = 1) -> torch.Tensor:
+    """Convolution fused with FIR up/downsampling, matching NVIDIA's conv2d_resample.
+
+    Weights are used as correlation kernels (torch convention) for plain and strided convs and as
+    transposed-conv kernels for upsampling, which is what NVIDIA's layers request.
+    """
+    out_ch, in_per_group, kh, kw = w.shape
+    fw = 1 if f is None else f.shape[-1]
+    px0 = px1 = py0 = py1 = padding
+    if up > 1:
+        px0 += (fw + up - 1) // 2
+        px1 += (fw - up) // 2
+        py0, py1 = px0, px1
+    if down > 1:
+        px0 += (fw - down + 1) // 2
+        px1 += (fw - down) // 2
+        py0, py1 = px0, px1
+
+    if kw == 1 and kh == 1 and down > 1 and up == 1:
+        x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1])
+        return F.conv2d(x, w, groups=groups)
+    if kw == 1 and kh == 1 and up > 1 and down == 1:
+        x = F.conv2d(x, w, groups=groups)
+        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up * up)
+    if down > 1 and up == 1:
+        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1])
+        return F.conv2d(x, w, stride=down, groups=groups)
+    if up > 1:
+        if groups == 1:
+            wt = w.transpose(0, 1)
+        else:
+            wt = w.reshape(groups, out_ch // groups, in_per_group, kh, kw).transpose(1, 2)
+            wt = wt.reshape(groups * in_per_group, out_ch // groups, kh, kw)
+        px0 -= kw - 1
+        px1 -= kw - up
+        py0 -= kh - 1
+        py1 -= kh - up
+        pxt = max(min(-px0, -px1), 0)
+        pyt = max(min(-py0, -py1), 0)
+        x = F.conv_transpose2d(x, wt, stride=up, padding=[pyt, pxt], groups=groups)
+        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up * up)
+        if down > 1:
+            x = upfirdn2d(x, f, down=down)
+        return x
+    if px0 == px1 and px0 >= 0:
+        return F.conv2d(x, w, padding=px0, groups=groups)
+    x = upfirdn2d(x, None, padding=[px0, px1, py0, py1])
+    x = F.conv2d(x, w, groups=groups)
+    if down > 1:
+        x = upfirdn2d(x, f, down=down)
+    return x
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
+                     noise: torch.Tensor | None = None, up: int = 1, padding: int = 0,
+                     resample_filter: torch.Tensor | None = None, demodulate: bool = True,
+                     fused: bool = True) -> torch.Tensor:
+    """StyleGAN2 modulated convolution with optional weight demodulation.
+
+    fused=True builds one weight per sample and runs a grouped conv (fast at small batch);
+    fused=False scales activations before and after a shared conv (fast at large batch).
+    Both give the same result up to float rounding.
+    """
+    n = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    dcoefs = None
+    if demodulate or fused:
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
+    if demodulate:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
+
+    if not fused:
+        x = x * styles.reshape(n, -1, 1, 1)
+        x = conv2d_resample(x, weight, f=resample_filter, up=up, padding=padding)
+        if dcoefs is not None:
+            x = x * dcoefs.reshape(n, -1, 1, 1)
+        if noise is not None:
+            x = x + noise
+        return x
+
+    if dcoefs is not None:
+        w = w * dcoefs.reshape(n, -1, 1, 1, 1)
+    x = x.reshape(1, -1, *x.shape[2:])
+    x = conv2d_resample(x, w.reshape(-1, in_ch, kh, kw), f=resample_filter, up=up,
+                        padding=padding, groups=n)
+    x = x.reshape(n, -1, *x.shape[2:])
+    if noise is not None:
+        x = x + noise
+    return x
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()

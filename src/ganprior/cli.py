@@ -22,6 +22,11 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 console = Console()
 
+def _check_noise_mode(value: str):
+    if value not in ("const", "random", "none"):
+        raise ValueError(f"--noise-mode must be const, random or none, not {value!r}")
+
+
 ModelOpt = typer.Option("dcgan-digiface64", "--model", "-m",
                         help="Zoo name (see `ganprior models`) or checkpoint path.")
 DeviceOpt = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps.")
@@ -107,6 +112,7 @@ def generate(
     from .generate import generate as run, parse_range
     from .images import grid, save_image
 
+    _check_noise_mode(noise_mode)
     seed_list = parse_range(seeds)
     G = _load(model, device)["G"]
     t0 = time.time()
@@ -145,6 +151,7 @@ def mix(
     from .generate import parse_range
     from .images import save_image
 
+    _check_noise_mode(noise_mode)
     G = _load(model, device)["G"]
     r, c = parse_range(rows, "rows"), parse_range(cols, "cols")
     picture, mixed = style_mixing_grid(G, r, c, parse_range(layers, "layers"), trunc,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 import torch
 
@@ -43,9 +44,9 @@ def _rgb_pairs(log2_res: int):
 
 
 def _infer_config(sd: dict, args) -> dict:
-    n_mlp = len([k for k in sd if k.startswith("style.") and k.endswith(".weight")])
+    n_mlp = len([k for k in sd if re.fullmatch(r"style\.\d+\.weight", k)])
     style_dim = sd["style.1.weight"].shape[1]
-    log2 = len([k for k in sd if k.startswith("to_rgbs.") and k.endswith(".bias")]) + 2
+    log2 = len([k for k in sd if re.fullmatch(r"to_rgbs\.\d+\.bias", k)]) + 2
     res = 2 ** log2
     channels = {4: sd["conv1.conv.weight"].shape[1]}
     for k in range(log2 - 2):
@@ -66,7 +67,7 @@ def _infer_config(sd: dict, args) -> dict:
 
 def rosinality_to_nvidia(sd: dict, latent_avg: torch.Tensor | None, log2: int) -> dict:
     out = {}
-    n_mlp = len([k for k in sd if k.startswith("style.") and k.endswith(".weight")])
+    n_mlp = len([k for k in sd if re.fullmatch(r"style\.\d+\.weight", k)])
     for i in range(n_mlp):
         out[f"mapping.fc{i}.weight"] = sd[f"style.{i + 1}.weight"]
         out[f"mapping.fc{i}.bias"] = sd[f"style.{i + 1}.bias"]
@@ -149,6 +150,8 @@ def load_rosinality(path, data: dict) -> dict:
     except KeyError as e:
         raise CheckpointError(f"{path}: incomplete rosinality checkpoint (missing {e})")
     G = StyleGAN2Generator(**cfg)
+    # The FIR filters are constants rosinality does not store; take them from the new network.
+    state.update({k: v for k, v in G.state_dict().items() if k.endswith("resample_filter")})
     load_state_strict(G, state, str(path))
     meta = {"source": "rosinality-pt"}
     if data.get("latent_avg") is None:

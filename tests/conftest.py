@@ -1,0 +1,57 @@
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ganprior.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator  # noqa: E402
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+SHARED = Path(os.environ.get("GANPRIOR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+PARITY = SHARED / "fixtures" / "stylegan2_parity"
+
+
+def perturb_(net, seed=0):
+    """Make every bias, noise strength and w_avg non-zero so no term can hide."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in list(net.named_parameters()) + list(net.named_buffers()):
+            if name.endswith(("bias", "noise_strength", "w_avg")):
+                t.add_(0.1 * torch.randn(t.shape, generator=g))
+    return net.eval()
+
+
+def small_stylegan2(res=32, arch="skip", c_dim=0, conv_clamp=None, seed=0, with_d=False):
+    torch.manual_seed(seed)
+    G = StyleGAN2Generator(z_dim=16, c_dim=c_dim, w_dim=24, img_resolution=res,
+                           mapping_kwargs=dict(num_layers=2),
+                           synthesis_kwargs=dict(channel_base=256, channel_max=32,
+                                                 architecture=arch, conv_clamp=conv_clamp))
+    perturb_(G, seed)
+    if not with_d:
+        return G
+    D = StyleGAN2Discriminator(c_dim=c_dim, img_resolution=res, img_channels=3,
+                               channel_base=256, channel_max=32,
+                               epilogue_kwargs=dict(mbstd_group_size=2))
+    return G, perturb_(D, seed + 1)
+
+
+@pytest.fixture
+def trap(tmp_path, monkeypatch):
+    """Path that appears if anything executes the source embedded in a test pickle."""
+    path = tmp_path / "trap_fired"
+    monkeypatch.setenv("GANPRIOR_TRAP", str(path))
+    return path
+
+
+def parity_case(name):
+    from safetensors.torch import load_file
+    assert PARITY.exists(), f"parity fixtures not found at {PARITY} (set GANPRIOR_SHARED)"
+    cfg = json.loads((PARITY / f"{name}.config.json").read_text())
+    return (cfg, load_file(str(PARITY / f"{name}.params.safetensors")),
+            load_file(str(PARITY / f"{name}.expected.safetensors")))

@@ -35,13 +35,15 @@ def test_mapping(case):
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("fused", [True, False])
-def test_synthesis(case, fused):
+@pytest.mark.parametrize("fused,channels_last", [(True, False), (False, False), (False, True)])
+def test_synthesis(case, fused, channels_last):
+    """Every execution path (grouped conv, shared conv, channels-last) matches the reference."""
     G, _, e = build(case)
+    kw = dict(fused_modconv=fused, channels_last=channels_last)
     with torch.no_grad():
-        close(G.synthesis(e["ws_psi07"], noise_mode="const", fused_modconv=fused), e["img_const"], "img_const")
-        close(G.synthesis(e["ws_psi07"], noise_mode="none", fused_modconv=fused), e["img_none"], "img_none")
-        close(G.synthesis(e["ws_mix"], noise_mode="const", fused_modconv=fused), e["img_mix_const"], "img_mix_const")
+        close(G.synthesis(e["ws_psi07"], noise_mode="const", **kw), e["img_const"], "img_const")
+        close(G.synthesis(e["ws_psi07"], noise_mode="none", **kw), e["img_none"], "img_none")
+        close(G.synthesis(e["ws_mix"], noise_mode="const", **kw), e["img_mix_const"], "img_mix_const")
 
 
 @pytest.mark.parametrize("case", CASES)

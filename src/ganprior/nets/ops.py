@@ -151,39 +151,56 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
                      noise: torch.Tensor | None = None, up: int = 1, padding: int = 0,
                      resample_filter: torch.Tensor | None = None, demodulate: bool = True,
-                     fused: bool = True) -> torch.Tensor:
-    """StyleGAN2 modulated convolution with optional weight demodulation.
+                     fused: bool = True, bias: torch.Tensor | None = None, act: str = "linear",
+                     gain: float = 1.0, clamp: float | None = None) -> torch.Tensor:
+    """StyleGAN2 modulated convolution (+ weight demodulation), then noise, bias, activation.
 
-    fused=True builds one weight per sample and runs a grouped conv (fast at small batch);
-    fused=False scales activations before and after a shared conv (fast at large batch).
-    Both give the same result up to float rounding.
+    Equals NVIDIA's `modulated_conv2d` followed by `bias_act(act, gain, clamp)`, up to float
+    rounding. fused=True builds one weight per sample and runs a grouped conv (fast at batch 1);
+    fused=False scales activations before and after one shared conv (fast at large batch).
     """
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
-    dcoefs = None
-    if demodulate or fused:
-        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
+    # Scale after the conv: demodulation x activation gain (lrelu(a)*g == lrelu(a*g) for g > 0).
+    out_scale = None
     if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
+        # sum_{i,k} (w[o,i,k] s[n,i])^2 == s^2 @ (sum_k w^2)^T: a small matmul instead of
+        # squaring an [N, O, I, k, k] tensor.
+        out_scale = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt() * gain
+    elif gain != 1:
+        out_scale = styles.new_full((n, out_ch), gain)
 
-    if not fused:
-        x = x * styles.reshape(n, -1, 1, 1)
-        x = conv2d_resample(x, weight, f=resample_filter, up=up, padding=padding)
-        if dcoefs is not None:
-            x = x * dcoefs.reshape(n, -1, 1, 1)
-        if noise is not None:
-            x = x + noise
-        return x
+    if fused:
+        scale = styles.unsqueeze(1) if out_scale is None else styles.unsqueeze(1) * out_scale.unsqueeze(2)
+        w = weight.unsqueeze(0) * scale[..., None, None]
+        y = conv2d_resample(x.reshape(1, -1, *x.shape[2:]), w.reshape(-1, in_ch, kh, kw),
+                            f=resample_filter, up=up, padding=padding, groups=n)
+        y = y.reshape(n, -1, *y.shape[2:])
+        out_scale = None
+    else:
+        y = conv2d_resample(x * styles.reshape(n, -1, 1, 1), weight, f=resample_filter, up=up,
+                            padding=padding)
 
-    if dcoefs is not None:
-        w = w * dcoefs.reshape(n, -1, 1, 1, 1)
-    x = x.reshape(1, -1, *x.shape[2:])
-    x = conv2d_resample(x, w.reshape(-1, in_ch, kh, kw), f=resample_filter, up=up,
-                        padding=padding, groups=n)
-    x = x.reshape(n, -1, *x.shape[2:])
+    # Everything added after the conv, pre-scaled by the gain: noise (per pixel) and bias.
+    shift = None
     if noise is not None:
-        x = x + noise
-    return x
+        shift = noise * gain
+    if bias is not None:
+        b = (bias * gain).reshape(1, -1, 1, 1)
+        shift = b if shift is None else shift + b
+    if out_scale is not None and shift is not None:
+        y = torch.addcmul(shift, y, out_scale.reshape(n, -1, 1, 1))
+    elif out_scale is not None:
+        y = y * out_scale.reshape(n, -1, 1, 1)
+    elif shift is not None:
+        y = y + shift
+    if act == "lrelu":
+        y = F.leaky_relu(y, 0.2, inplace=not torch.is_grad_enabled())
+    elif act != "linear":
+        raise ValueError(f"unsupported activation {act!r}")
+    if clamp is not None and clamp >= 0:
+        y = y.clamp(-clamp, clamp)
+    return y
 
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:

@@ -141,11 +141,11 @@ class SynthesisLayer(nn.Module):
             noise = self.noise_const * self.noise_strength
         elif noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be random, const or none, not {noise_mode!r}")
-        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up,
-                             padding=self.padding, resample_filter=self.resample_filter,
-                             fused=fused_modconv)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up,
+                                padding=self.padding, resample_filter=self.resample_filter,
+                                fused=fused_modconv, bias=self.bias, act=self.activation,
+                                gain=self.act_gain * gain, clamp=clamp)
 
 
 class ToRGBLayer(nn.Module):
@@ -162,8 +162,8 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x, w, fused_modconv=True):
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv)
-        return bias_act(x, self.bias, clamp=self.conv_clamp)
+        return modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv,
+                                bias=self.bias, clamp=self.conv_clamp)
 
 
 class SynthesisBlock(nn.Module):
@@ -202,7 +202,8 @@ class SynthesisBlock(nn.Module):
         """ws: [N, num_conv + num_torgb, w_dim]."""
         w = ws.unbind(dim=1)
         if self.in_channels == 0:
-            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
+            if x is None:
+                x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
             x = self.conv1(x, w[0], noise_mode, fused_modconv)
         elif self.architecture == "resnet":
             y = self.skip(x, gain=np.sqrt(0.5))
@@ -248,20 +249,33 @@ class SynthesisNetwork(nn.Module):
         return ws.narrow(1, self.w_offsets[i], block.num_conv + block.num_torgb)
 
     def run_blocks(self, ws, x=None, img=None, start=0, stop=None, noise_mode="random",
-                   fused_modconv=None, collect=None):
-        """Run blocks [start, stop); optionally append each block's x to `collect`."""
+                   fused_modconv=None, channels_last=None, collect=None):
+        """Run blocks [start, stop); optionally append each block's x to `collect`.
+
+        Speed choices (results agree to float rounding, see BENCHMARKS.md): one grouped conv
+        per layer at batch 1 (fused_modconv), shared convs on channels-last tensors above.
+        """
         ws = ws.float()
         if fused_modconv is None:
-            fused_modconv = ws.shape[0] == 1 or not torch.is_grad_enabled()
+            fused_modconv = ws.shape[0] == 1
+        if channels_last is None:
+            channels_last = not fused_modconv and ws.device.type == "cpu"
         stop = len(self.block_resolutions) if stop is None else stop
+        if channels_last and x is not None:
+            x = x.contiguous(memory_format=torch.channels_last)
         for i in range(start, stop):
-            x, img = self.blocks()[i](x, img, self.block_ws(ws, i), noise_mode, fused_modconv)
+            block = self.blocks()[i]
+            if channels_last and block.in_channels == 0:
+                x = block.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).contiguous(
+                    memory_format=torch.channels_last)
+            x, img = block(x, img, self.block_ws(ws, i), noise_mode, fused_modconv)
             if collect is not None:
                 collect.append(x)
         return x, img
 
-    def forward(self, ws, noise_mode="random", fused_modconv=None):
-        return self.run_blocks(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)[1]
+    def forward(self, ws, noise_mode="random", fused_modconv=None, channels_last=None):
+        return self.run_blocks(ws, noise_mode=noise_mode, fused_modconv=fused_modconv,
+                               channels_last=channels_last)[1]
 
 
 class StyleGAN2Generator(GeneratorBase):
@@ -289,8 +303,9 @@ class StyleGAN2Generator(GeneratorBase):
         return self.mapping(z, c, truncation_psi=truncation_psi,
                             truncation_cutoff=truncation_cutoff)
 
-    def synthesize(self, ws, noise_mode="const", fused_modconv=None):
-        return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
+    def synthesize(self, ws, noise_mode="const", fused_modconv=None, channels_last=None):
+        return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv,
+                              channels_last=channels_last)
 
     # Split points are block outputs "b4" ... up to the block before the image.
     # For architectures that carry a running RGB image (skip), the features are the block

@@ -70,7 +70,7 @@ def _easy(x):
     return x
 
 
-def as_persistent(module, init_kwargs=None, module_name="training.networks"):
+def as_persistent(module, init_kwargs=None):
     cls = _NVIDIA_NAMES.get(type(module).__name__, type(module).__name__)
     state = {
         "training": False,
@@ -83,7 +83,7 @@ def as_persistent(module, init_kwargs=None, module_name="training.networks"):
         "_state_dict_hooks": collections.OrderedDict(),
         "_load_state_dict_pre_hooks": collections.OrderedDict(),
         "_modules": collections.OrderedDict(
-            (n, as_persistent(c, {}, module_name)) for n, c in module._modules.items()),
+            (n, as_persistent(c, {})) for n, c in module._modules.items()),
         "_init_args": (),
         "_init_kwargs": _easy(init_kwargs or {}),
         "_orig_module_src": TRAP_SOURCE,
@@ -92,13 +92,13 @@ def as_persistent(module, init_kwargs=None, module_name="training.networks"):
     for a in _PLAIN_ATTRS:
         if hasattr(module, a) and isinstance(getattr(module, a), int):
             state[a] = getattr(module, a)
-    meta = dict(type="class", version=4, module_src=TRAP_SOURCE,
-                class_name=f"{module_name}.{cls}", state=state)
+    # Like NVIDIA's persistence: the bare class name; the module itself is anonymous.
+    meta = dict(type="class", version=4, module_src=TRAP_SOURCE, class_name=cls, state=state)
     return _Persistent(meta)
 
 
 def write_nvidia_pickle(path, G=None, D=None, G_ema=None, G_kwargs=None, D_kwargs=None,
-                        module_name="training.networks", flat_synthesis_kwargs=False):
+                        flat_synthesis_kwargs=False, edit=None):
     """Write a snapshot-like pickle. G_kwargs/D_kwargs default to the nets' own config."""
     def g_kwargs(net):
         kw = dict(G_kwargs or net.config)
@@ -108,11 +108,13 @@ def write_nvidia_pickle(path, G=None, D=None, G_ema=None, G_kwargs=None, D_kwarg
 
     data = {}
     if G is not None:
-        data["G"] = as_persistent(G, g_kwargs(G), module_name)
+        data["G"] = as_persistent(G, g_kwargs(G))
     if D is not None:
-        data["D"] = as_persistent(D, D_kwargs or D.config, module_name)
+        data["D"] = as_persistent(D, D_kwargs or D.config)
     if G_ema is not None:
-        data["G_ema"] = as_persistent(G_ema, g_kwargs(G_ema), module_name)
+        data["G_ema"] = as_persistent(G_ema, g_kwargs(G_ema))
+    if edit is not None:  # let a test reshape the records before they are written
+        edit(data)
     data["augment_pipe"] = None
     data["training_set_kwargs"] = EasyDict(path="~/datasets/faces.zip", resolution=64)
     with _fake_nvidia_modules(), open(path, "wb") as f:

@@ -48,8 +48,7 @@ def test_nvidia_pickle_with_fixture_weights_reproduces_reference(tmp_path, trap)
 def test_g_ema_only_and_stylegan3_repo_layout(tmp_path, trap):
     G = small_stylegan2(c_dim=3)
     path = tmp_path / "gema.pkl"
-    write_nvidia_pickle(path, G_ema=G, module_name="training.networks_stylegan2",
-                        flat_synthesis_kwargs=True)
+    write_nvidia_pickle(path, G_ema=G, flat_synthesis_kwargs=True)
     nets = load_networks(path)
     assert "D" not in nets
     same_images(G, nets["G"], c=G.class_vector(2, 1))
@@ -123,10 +122,23 @@ def test_cli_refuses_hostile_pickle_in_one_line(tmp_path):
 
 
 def test_stylegan3_network_gets_a_clear_error(tmp_path):
+    def as_stylegan3(data):  # StyleGAN3 synthesis: `input` + `L0_36_512` ... instead of b4, b8
+        mods = data["G_ema"].meta["state"]["_modules"]["synthesis"].meta["state"]["_modules"]
+        mods["input"] = mods.pop("b4")
+
     path = tmp_path / "sg3.pkl"
-    write_nvidia_pickle(path, G_ema=small_stylegan2(), module_name="training.networks_stylegan3")
+    write_nvidia_pickle(path, G_ema=small_stylegan2(), edit=as_stylegan3)
     with pytest.raises(CheckpointError, match="StyleGAN3"):
         load_networks(path)
+
+
+def test_non_network_class_is_refused(tmp_path):
+    def rename(data):
+        data["G_ema"].meta["class_name"] = "AugmentPipe"
+
+    write_nvidia_pickle(tmp_path / "x.pkl", G_ema=small_stylegan2(), edit=rename)
+    with pytest.raises(CheckpointError, match="'AugmentPipe', not a StyleGAN2 network"):
+        load_networks(tmp_path / "x.pkl")
 
 
 def test_pickle_with_mismatched_weights(tmp_path):

@@ -109,6 +109,7 @@ def generate(
     """
     from safetensors.torch import save_file
 
+    from .files import atomic_write, atomic_write_text
     from .generate import generate as run, parse_range
     from .images import grid, save_image
 
@@ -122,11 +123,12 @@ def generate(
     for s, img in zip(seed_list, images):
         save_image(img, out / f"seed{s:04d}.png")
     save_image(grid(images), out / "grid.png")
-    save_file({"z": z.contiguous(), "ws": ws.contiguous()}, str(out / "latents.safetensors"))
+    atomic_write(out / "latents.safetensors",
+                 lambda tmp: save_file({"z": z.contiguous(), "ws": ws.contiguous()}, tmp))
     record = dict(model=model, seeds=seed_list, trunc=trunc, trunc_cutoff=trunc_cutoff,
                   class_idx=class_idx, noise_mode=noise_mode, seconds=round(seconds, 3),
                   z=z.tolist(), latents="latents.safetensors")
-    (out / "generate.json").write_text(json.dumps(record) + "\n")
+    atomic_write_text(out / "generate.json", json.dumps(record) + "\n")
     console.print(f"wrote {len(seed_list)} images, grid.png and generate.json to {out} "
                   f"({len(seed_list) / max(seconds, 1e-9):.1f} img/s)")
 

@@ -14,6 +14,7 @@ import torch
 
 from .checkpoints import load_networks, zoo_entries
 from .editing.mixing import style_mixing_grid
+from .files import atomic_write_text
 from .generate import generate
 from .images import grid, save_image
 
@@ -79,6 +80,4 @@ def run_demo(out: Path, device=torch.device("cpu")) -> Path:
               f"{time.time() - t0:.1f} s.</p>")
     page = (f"<!doctype html><meta charset=utf-8><title>ganprior demo</title><style>{_STYLE}"
             f"</style><h1>ganprior demo</h1>" + "\n".join(body) + footer)
-    index = out / "index.html"
-    index.write_text(page)
-    return index
+    return atomic_write_text(out / "index.html", page)

@@ -1,8 +1,6 @@
 """Image conversion and files: tensors in [-1, 1] <-> uint8 pictures, PNG writing, grids."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ import torch
 from PIL import Image
 
 from .errors import ImageError
+from .files import atomic_write
 
 MAX_PIXELS = 64_000_000  # refuse decompression bombs well before they exhaust memory
 
@@ -23,19 +22,9 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
 
 def save_image(arr: np.ndarray, path) -> Path:
     """Write an [H, W, C] uint8 array as PNG, atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        Image.fromarray(arr).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
 
 
 def grid(images: np.ndarray, cols: int | None = None, pad: int = 2, fill: int = 255) -> np.ndarray:

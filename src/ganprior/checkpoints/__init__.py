@@ -77,9 +77,10 @@ def save_networks(nets: dict, out) -> list[Path]:
     out = Path(out)
     if out.suffix == ".pt":
         import torch
-        from .native import _atomic_write
+
+        from ..files import atomic_write
         data = nvidia_to_rosinality(nets["G"])
-        _atomic_write(out, lambda tmp: torch.save(data, tmp))
+        atomic_write(out, lambda tmp: torch.save(data, tmp))
         return [out]
     if out.suffix == ".pkl":
         raise CheckpointError("writing NVIDIA .pkl is not supported: that format embeds NVIDIA's "

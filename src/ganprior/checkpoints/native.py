@@ -10,8 +10,6 @@ The JSON holds everything needed to rebuild the networks and where they came fro
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -19,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
+from ..files import atomic_write, atomic_write_text
 from ..nets.dcgan import DCGANGenerator
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from .nvlabs import load_state_strict
@@ -44,19 +43,6 @@ def native_paths(path) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
-def _atomic_write(path: Path, write):
-    """Write via a temporary file in the same folder, then rename: a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_native(path, G, D=None, provenance: dict | None = None) -> tuple[Path, Path]:
     weights, config = native_paths(path)
     tensors, cfg = {}, {"format": "ganprior", "version": 1}
@@ -67,8 +53,8 @@ def save_native(path, G, D=None, provenance: dict | None = None) -> tuple[Path, 
         for name, t in net.state_dict().items():
             tensors[f"{key}.{name}"] = t.detach().cpu().contiguous()
     cfg["provenance"] = provenance or {}
-    _atomic_write(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": "ganprior"}))
-    _atomic_write(config, lambda tmp: Path(tmp).write_text(json.dumps(cfg, indent=1) + "\n"))
+    atomic_write(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": "ganprior"}))
+    atomic_write_text(config, json.dumps(cfg, indent=1) + "\n")
     return weights, config
 
 

@@ -106,7 +106,7 @@ def _flatten_state(obj: PersistentObject, prefix: str = "") -> dict[str, torch.T
                 if not isinstance(t, torch.Tensor):
                     raise CheckpointError(f"{prefix}{name} is not a tensor")
                 out[prefix + name] = t.detach()
-    for name, child in (obj.state.get("_modules") or {}).items():
+    for name, child in _children(obj).items():
         if isinstance(child, PersistentObject):
             out.update(_flatten_state(child, f"{prefix}{name}."))
         elif child is not None:
@@ -123,22 +123,31 @@ def _plain(x):
     return x
 
 
+# persistence records the bare class name (`Generator`); the module is anonymous.
 _CLASSES = {
     "Generator": StyleGAN2Generator,
     "Discriminator": StyleGAN2Discriminator,
 }
-_MODULES = ("training.networks", "training.networks_stylegan2")
+
+
+def _children(obj: PersistentObject) -> dict:
+    return obj.state.get("_modules") or {}
+
+
+def _is_stylegan3(obj: PersistentObject) -> bool:
+    """StyleGAN3's synthesis network has an `input` layer and `L0_...` layers, not `b4` blocks."""
+    synthesis = _children(obj).get("synthesis")
+    return isinstance(synthesis, PersistentObject) and "input" in _children(synthesis)
 
 
 def build_network(obj: PersistentObject, what: str) -> torch.nn.Module:
     """Rebuild one pickled network with our classes and load its weights."""
-    module, _, cls_name = obj.class_name.rpartition(".")
-    if module == "training.networks_stylegan3":
+    cls = _CLASSES.get(obj.class_name)
+    if cls is None:
+        raise CheckpointError(f"{what} is a '{obj.class_name}', not a StyleGAN2 network")
+    if cls is StyleGAN2Generator and _is_stylegan3(obj):
         raise CheckpointError(f"{what} is a StyleGAN3 (alias-free) network; only StyleGAN2 "
                               "networks are supported")
-    if module not in _MODULES or cls_name not in _CLASSES:
-        raise CheckpointError(f"{what} is a '{obj.class_name}', not a StyleGAN2 network")
-    cls = _CLASSES[cls_name]
     kwargs = _plain(dict(obj.state.get("_init_kwargs") or {}))
     args = list(obj.state.get("_init_args") or ())
     if args:  # bind positional constructor arguments by name

@@ -44,16 +44,19 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
     if f is None:
         f = torch.ones(1, 1, dtype=x.dtype, device=x.device)
     px0, px1, py0, py1 = _pad4(padding)
-    if up > 1:
-        # Transposed depthwise conv with a one-tap kernel == zero insertion, without the reshape dance.
+    if up > 1:  # zero insertion
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    conv_pad = 0
+    if px0 == px1 == py0 == py1 and px0 >= 0:
+        conv_pad = px0  # let the conv pad: saves a full copy of x
+    else:
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+        x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
     f = (f * (gain ** (f.ndim / 2))).to(x.dtype).flip(list(range(f.ndim)))
     kernel = f[None, None].expand(c, 1, *f.shape)
-    x = F.conv2d(x, kernel, groups=c)
+    x = F.conv2d(x, kernel, groups=c, padding=conv_pad)
     if down > 1:
         x = x[:, :, ::down, ::down]
     return x
@@ -181,19 +184,17 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         y = conv2d_resample(x * styles.reshape(n, -1, 1, 1), weight, f=resample_filter, up=up,
                             padding=padding)
 
-    # Everything added after the conv, pre-scaled by the gain: noise (per pixel) and bias.
-    shift = None
+    # Bias and noise are added pre-scaled by the gain. The bias goes through addcmul as a
+    # [1, C, 1, 1] broadcast: a full-size first argument would impose its memory format on the
+    # result and drop channels-last tensors back to NCHW.
+    if out_scale is not None:
+        scale = out_scale.reshape(n, -1, 1, 1)
+        y = torch.addcmul((bias * gain).reshape(1, -1, 1, 1), y, scale) if bias is not None else y * scale
+    elif bias is not None:
+        y = y + (bias * gain).reshape(1, -1, 1, 1)
     if noise is not None:
-        shift = noise * gain
-    if bias is not None:
-        b = (bias * gain).reshape(1, -1, 1, 1)
-        shift = b if shift is None else shift + b
-    if out_scale is not None and shift is not None:
-        y = torch.addcmul(shift, y, out_scale.reshape(n, -1, 1, 1))
-    elif out_scale is not None:
-        y = y * out_scale.reshape(n, -1, 1, 1)
-    elif shift is not None:
-        y = y + shift
+        noise = noise * gain
+        y = y + noise if torch.is_grad_enabled() else y.add_(noise)
     if act == "lrelu":
         y = F.leaky_relu(y, 0.2, inplace=not torch.is_grad_enabled())
     elif act != "linear":

@@ -20,7 +20,7 @@ from ..errors import CheckpointError
 from ..files import atomic_write, atomic_write_text
 from ..nets.dcgan import DCGANGenerator
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
-from .nvlabs import load_state_strict
+from .state import load_state_strict
 
 ARCHS = {
     ("G", "stylegan2"): StyleGAN2Generator,

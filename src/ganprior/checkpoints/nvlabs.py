@@ -19,6 +19,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from .state import load_state_strict
 
 
 class PersistentObject:
@@ -59,21 +60,26 @@ _ALLOWED = {
 }
 
 
-def _numpy_globals():
+def _add_numpy_globals(allowed):
+    """numpy arrays and scalars (plain data) may appear in attributes; numpy 1.x and 2.x paths."""
     import numpy as np
-    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    multiarray = getattr(np, "_core", None) or np.core
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = np.dtype
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(mod, "_reconstruct")] = np._core.multiarray._reconstruct
-        allowed[(mod, "scalar")] = np._core.multiarray.scalar
+        allowed[(mod, "_reconstruct")] = multiarray.multiarray._reconstruct
+        allowed[(mod, "scalar")] = multiarray.multiarray.scalar
     for name in ("Float64DType", "Float32DType", "Int64DType", "Int32DType", "BoolDType"):
-        if hasattr(np.dtypes, name):
+        if hasattr(getattr(np, "dtypes", None), name):
             allowed[("numpy.dtypes", name)] = getattr(np.dtypes, name)
-    return allowed
+
+
+_add_numpy_globals(_ALLOWED)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
-        fn = _ALLOWED.get((module, name)) or _numpy_globals().get((module, name))
+        fn = _ALLOWED.get((module, name))
         if fn is None:
             raise CheckpointError(
                 f"refusing to load: the pickle asks for '{module}.{name}', which is not part of a "
@@ -159,25 +165,6 @@ def build_network(obj: PersistentObject, what: str) -> torch.nn.Module:
         raise CheckpointError(f"{what}: unsupported network options {kwargs} ({e})")
     load_state_strict(net, _flatten_state(obj), what)
     return net.eval().requires_grad_(False)
-
-
-def load_state_strict(net: torch.nn.Module, state: dict, what: str):
-    own = net.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""))
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:3])}"
-                         + (" ..." if len(unexpected) > 3 else ""))
-        if wrong:
-            k = wrong[0]
-            parts.append(f"shape of {k} is {tuple(state[k].shape)}, expected {tuple(own[k].shape)}")
-        raise CheckpointError(f"{what}: weights do not match the network ({'; '.join(parts)})")
-    net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 
 def load_nvlabs_pickle(path) -> dict[str, torch.nn.Module]:

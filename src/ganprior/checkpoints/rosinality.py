@@ -25,7 +25,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..nets.stylegan2 import StyleGAN2Generator
-from .nvlabs import load_state_strict
+from .state import load_state_strict
 
 
 def _layer_pairs(log2_res: int):

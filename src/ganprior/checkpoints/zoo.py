@@ -18,7 +18,7 @@ import torch
 from ..errors import CheckpointError
 from ..nets.dcgan import DCGANGenerator
 from .native import load_native
-from .nvlabs import load_state_strict
+from .state import load_state_strict
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 

@@ -159,8 +159,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     """StyleGAN2 modulated convolution (+ weight demodulation), then noise, bias, activation.
 
     Equals NVIDIA's `modulated_conv2d` followed by `bias_act(act, gain, clamp)`, up to float
-    rounding. fused=True builds one weight per sample and runs a grouped conv (fast at batch 1);
-    fused=False scales activations before and after one shared conv (fast at large batch).
+    rounding. fused=True builds one weight per sample and runs a grouped conv (NVIDIA's default);
+    fused=False scales activations before and after one shared conv (faster on CPU at every
+    batch size we measured, especially on channels-last tensors; see BENCHMARKS.md).
     """
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape

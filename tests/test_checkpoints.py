@@ -55,6 +55,19 @@ def test_g_ema_only_and_stylegan3_repo_layout(tmp_path, trap):
     assert not trap.exists()
 
 
+def test_official_pretrained_kwargs_layout(tmp_path):
+    """NVIDIA's legacy.py (TF -> PyTorch) spells out every option; all must be accepted."""
+    G = small_stylegan2()
+    kwargs = dict(G.config)
+    kwargs["mapping_kwargs"] = dict(num_layers=2, embed_features=None, layer_features=None,
+                                    activation="lrelu", lr_multiplier=0.01, w_avg_beta=0.995)
+    kwargs["synthesis_kwargs"] = dict(kwargs["synthesis_kwargs"], num_fp16_res=4,
+                                      resample_filter=[1, 3, 3, 1], use_noise=True,
+                                      activation="lrelu")
+    write_nvidia_pickle(tmp_path / "official.pkl", G_ema=G, G_kwargs=kwargs)
+    same_images(G, load_networks(tmp_path / "official.pkl")["G"])
+
+
 def test_g_only_pickle_uses_g(tmp_path):
     G = small_stylegan2()
     write_nvidia_pickle(tmp_path / "g.pkl", G=G)

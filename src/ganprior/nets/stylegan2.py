@@ -252,6 +252,8 @@ class SynthesisNetwork(nn.Module):
                    fused_modconv=None, channels_last=None, collect=None):
         """Run blocks [start, stop); optionally append each block's x to `collect`.
 
+        `x` replaces the input of block `start` (for the first block: the learned constant).
+
         Speed choices (results agree to float rounding, see BENCHMARKS.md): on CPU, shared
         convs on channels-last tensors are fastest at every batch size measured (oneDNN's
         transposed conv is ~3x faster channels-last); elsewhere, NVIDIA's choice of one grouped
@@ -268,7 +270,7 @@ class SynthesisNetwork(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         for i in range(start, stop):
             block = self.blocks()[i]
-            if channels_last and block.in_channels == 0:
+            if channels_last and block.in_channels == 0 and x is None:
                 x = block.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).contiguous(
                     memory_format=torch.channels_last)
             x, img = block(x, img, self.block_ws(ws, i), noise_mode, fused_modconv)

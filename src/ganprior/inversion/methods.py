@@ -1,0 +1,172 @@
+"""Inversion methods: what is optimised and how it becomes an image.
+
+A method is a small object with
+    init(G, n, rng)  -> dict of leaf tensors to optimise (one entry per image in the batch)
+    render(G, p)     -> images [n, C, H, W] in [-1, 1]
+    penalty(G, p)    -> extra loss per image [n] (0 when the method has none)
+and talks to the generator only through the interface in `nets/base.py` (PadInv, which
+rewires StyleGAN2's padding, is the one method tied to an architecture).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+from ..nets.base import GeneratorBase
+
+
+def _needs_w(G: GeneratorBase, method: str):
+    if "w" not in G.latent_spaces:
+        raise ValueError(f"method {method!r} needs a model with a W space (StyleGAN2); "
+                         f"{G.arch} has only {', '.join(G.latent_spaces)}")
+
+
+def _w_avg(G: GeneratorBase) -> torch.Tensor:
+    return G.mapping.w_avg.detach().clone()
+
+
+class Method:
+    name: str
+
+    def penalty(self, G, p):
+        return 0.0
+
+
+class LatentZ(Method):
+    """(a) one z per image, optimised through the mapping network (if any)."""
+    name = "z"
+
+    def init(self, G, n, rng):
+        return {"z": torch.randn(n, G.z_dim, generator=rng).to(G.device)}
+
+    def render(self, G, p):
+        return G.synthesize(G.z_to_w(p["z"]))
+
+
+class LatentW(Method):
+    """(a) one w (broadcast to every layer) or one w per layer (w+), initialised at w_avg."""
+
+    def __init__(self, plus: bool = False):
+        self.plus = plus
+        self.name = "w+" if plus else "w"
+
+    def init(self, G, n, rng):
+        _needs_w(G, self.name)
+        k = G.num_ws if self.plus else 1
+        return {"w": _w_avg(G).reshape(1, 1, -1).repeat(n, k, 1)}
+
+    def render(self, G, p):
+        return G.synthesize(p["w"].expand(-1, G.num_ws, -1))
+
+
+class MultiCode(Method):
+    """mGANprior (Gu et al., CVPR 2020): N codes, features composed at layer l with per-channel
+    importance α (N x C, initialised 1/N), image = G2(Σ_n F_n ⊙ α_n).
+
+    DCGAN family: codes are z. StyleGAN2: codes live in W+ (one per branch, initialised from
+    random samples of W so the branches differ), and the layers after the split take their
+    styles from one more W+ code (`ws_tail`, initialised at w_avg), optimised with the rest.
+    """
+    name = "mganprior"
+
+    def __init__(self, n_codes: int = 20, layer: str | None = None):
+        if n_codes < 1:
+            raise ValueError("--codes must be at least 1")
+        self.n_codes, self.layer = n_codes, layer
+
+    def split_layer(self, G):
+        if self.layer is None:  # default: the block at 1/4 of the output resolution
+            self.layer = f"b{max(4, G.img_resolution // 4)}"
+        G.check_layer(self.layer)
+        return self.layer
+
+    def init(self, G, n, rng):
+        layer = self.split_layer(G)
+        z = torch.randn(n * self.n_codes, G.z_dim, generator=rng).to(G.device)
+        with torch.no_grad():
+            codes = G.z_to_w(z)
+        p = {"codes": codes.reshape(n, self.n_codes, *codes.shape[1:]).clone(),
+             "alpha": torch.full((n, self.n_codes, G.feature_channels(layer)), 1.0 / self.n_codes,
+                                 device=G.device)}
+        if "w" in G.latent_spaces:
+            p["ws_tail"] = _w_avg(G).reshape(1, 1, -1).repeat(n, G.num_ws, 1)
+        return p
+
+    def render(self, G, p):
+        n, k = p["alpha"].shape[:2]
+        feats = G.features_at(self.layer, p["codes"].flatten(0, 1))
+        feats = feats.reshape(n, k, *feats.shape[1:])
+        composed = (feats * p["alpha"][..., None, None]).sum(dim=1)
+        return G.synthesize_from(self.layer, composed, p.get("ws_tail"))
+
+
+class PaddingSpace(Method):
+    """PadInv (Bai et al., ECCV 2022), optimisation variant: W+ plus per-image maps that replace
+    the zero padding of the non-upsampling 3x3 convs (conv1) of the first K resolutions and the
+    constant input. A (res+2)^2 map's one-pixel border ring is used as padding, the conv runs
+    without padding; all-zero maps give back the plain generator exactly.
+    """
+    name = "padinv"
+
+    def __init__(self, resolutions: int = 4):
+        self.k = resolutions
+
+    def padded_layers(self, G):
+        if G.arch != "stylegan2":
+            raise ValueError("padinv needs a StyleGAN2 generator (padded 3x3 convs)")
+        res = G.synthesis.block_resolutions[: self.k]
+        return {r: getattr(G.synthesis, f"b{r}").conv1 for r in res}
+
+    def init(self, G, n, rng):
+        layers = self.padded_layers(G)
+        p = LatentW(plus=True).init(G, n, rng)
+        p["const"] = G.synthesis.b4.const.detach().unsqueeze(0).repeat(n, 1, 1, 1)
+        for r, layer in layers.items():
+            p[f"pad{r}"] = torch.zeros(n, layer.weight.shape[1], r + 2, r + 2, device=G.device)
+        return p
+
+    @contextlib.contextmanager
+    def padding_from(self, G, p):
+        """Swap each conv's zero padding for the border ring of its coefficient map."""
+        handles, layers = [], self.padded_layers(G)
+
+        def hook_for(r):
+            ring = torch.ones(r + 2, r + 2, device=G.device)
+            ring[1:-1, 1:-1] = 0
+
+            def pre_hook(module, args):
+                x = args[0]
+                return (F.pad(x, [1, 1, 1, 1]) + p[f"pad{r}"] * ring,) + tuple(args[1:])
+            return pre_hook
+
+        for r, layer in layers.items():
+            handles.append(layer.register_forward_pre_hook(hook_for(r)))
+            layer.padding = 0
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+            for layer in layers.values():
+                layer.padding = 1
+
+    def render(self, G, p):
+        with self.padding_from(G, p):
+            return G.synthesis.run_blocks(p["w"], x=p["const"], noise_mode="const")[1]
+
+
+def make_method(name: str, **options):
+    if name == "z":
+        return LatentZ()
+    if name in ("w", "w+"):
+        return LatentW(plus=name == "w+")
+    if name == "mganprior":
+        return MultiCode(n_codes=options.get("codes", 20), layer=options.get("layer"))
+    if name == "padinv":
+        return PaddingSpace(resolutions=options.get("pad_resolutions", 4))
+    raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+
+
+METHODS = ("z", "w", "w+", "mganprior", "padinv")

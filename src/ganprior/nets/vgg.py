@@ -1,0 +1,76 @@
+"""VGG16 feature extractor (torchvision's layout: `features.N.weight`) and LPIPS on top of it.
+
+Pretrained weights are optional files (see `ganprior.weights`); nothing here downloads.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Channels per conv; "M" = 2x2 max-pool. Indices in `features` follow torchvision's vgg16.
+_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+RELU_INDEX = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class VGG16Features(nn.Module):
+    def __init__(self):
+        super().__init__()
+        layers, c = [], 3
+        for v in _CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=False)]
+                c = v
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x, outputs=("relu3_3",)):
+        """x: normalised input; returns the activations named in `outputs` (in order)."""
+        want = {RELU_INDEX[o]: o for o in outputs}
+        last = max(want)
+        found = {}
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in want:
+                found[want[i]] = x
+            if i == last:
+                break
+        return [found[o] for o in outputs]
+
+
+def imagenet_normalise(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] images -> ImageNet-normalised [0, 1] images."""
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).reshape(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).reshape(1, 3, 1, 1)
+    return ((x + 1) / 2 - mean) / std
+
+
+class LPIPS(nn.Module):
+    """LPIPS (Zhang et al. 2018), VGG variant: unit-normalised features of relu1_2 ... relu5_3,
+    squared differences weighted by learned non-negative 1x1 convs (`lin0..lin4`), averaged
+    over space and summed. Input: [-1, 1] images, shifted/scaled as the official ScalingLayer."""
+    LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+    SHIFT = (-0.030, -0.088, -0.188)
+    SCALE = (0.458, 0.448, 0.450)
+
+    def __init__(self, vgg: VGG16Features, lin_state: dict):
+        super().__init__()
+        self.vgg = vgg
+        self.lins = nn.ParameterList(
+            [nn.Parameter(lin_state[f"lin{i}.model.1.weight"].clone(), requires_grad=False)
+             for i in range(5)])
+
+    def forward(self, a, b):
+        shift = torch.tensor(self.SHIFT, device=a.device).reshape(1, 3, 1, 1)
+        scale = torch.tensor(self.SCALE, device=a.device).reshape(1, 3, 1, 1)
+        fa = self.vgg((a - shift) / scale, self.LAYERS)
+        fb = self.vgg((b - shift) / scale, self.LAYERS)
+        total = 0
+        for x, y, w in zip(fa, fb, self.lins):
+            x = x / (x.square().sum(1, keepdim=True).sqrt() + 1e-10)
+            y = y / (y.square().sum(1, keepdim=True).sqrt() + 1e-10)
+            total = total + F.conv2d((x - y).square(), w).mean(dim=[2, 3])
+        return total.reshape(-1)

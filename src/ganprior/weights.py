@@ -1,0 +1,94 @@
+"""Optional pretrained networks (perceptual losses and metrics), kept in a cache folder.
+
+The folder is $GANPRIOR_WEIGHTS, else ~/.cache/ganprior/weights. `ganprior weights list`
+shows what is there, `download` fetches the files (only where a network exists), `verify`
+checks their SHA-256. Missing weights are never fatal: callers fall back and say so.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import GanpriorError
+from .files import atomic_write
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    name: str
+    filename: str
+    url: str
+    sha256_prefix: str  # torchvision names files by the first hex digits of their SHA-256
+    purpose: str
+
+
+REGISTRY = {w.name: w for w in [
+    WeightFile("vgg16", "vgg16-397923af.pth",
+               "https://download.pytorch.org/models/vgg16-397923af.pth", "397923af",
+               "VGG16 (ImageNet, torchvision): mGANprior's perceptual loss (relu3_3), LPIPS backbone"),
+    WeightFile("lpips-vgg", "lpips_vgg_v0.1.pth",
+               "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",
+               "", "LPIPS v0.1 linear layers for the VGG backbone (BSD-2)"),
+]}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GANPRIOR_WEIGHTS", Path.home() / ".cache" / "ganprior" / "weights"))
+
+
+def path_of(name: str) -> Path:
+    return cache_dir() / REGISTRY[name].filename
+
+
+def find(name: str) -> Path | None:
+    p = path_of(name)
+    return p if p.exists() else None
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(name: str) -> str:
+    """'ok', 'missing', or a description of the mismatch."""
+    p = find(name)
+    if p is None:
+        return "missing"
+    want = REGISTRY[name].sha256_prefix
+    if want and not sha256(p).startswith(want):
+        return f"hash mismatch (expected sha256 {want}...)"
+    return "ok"
+
+
+def download(name: str, timeout: float = 30) -> Path:
+    w = REGISTRY[name]
+    dest = path_of(name)
+    try:
+        with urllib.request.urlopen(w.url, timeout=timeout) as r:
+            data = r.read()
+    except OSError as e:
+        raise GanpriorError(f"cannot download {name} from {w.url} ({e}); offline? Put "
+                            f"{w.filename} into {cache_dir()} by hand")
+    atomic_write(dest, lambda tmp: Path(tmp).write_bytes(data))
+    status = verify(name)
+    if status != "ok":
+        dest.unlink()
+        raise GanpriorError(f"downloaded {name} but {status}; file removed")
+    return dest
+
+
+def load_state(name: str) -> dict | None:
+    """The state dict of a weight file, or None when it is not installed."""
+    p = find(name)
+    if p is None:
+        return None
+    return torch.load(p, map_location="cpu", weights_only=True)

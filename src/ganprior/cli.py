@@ -180,6 +180,113 @@ def convert(
 
 @app.command()
 @user_errors
+def invert(
+    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
+    model: str = ModelOpt,
+    method: str = typer.Option("mganprior", help="z | w | w+ | mganprior | padinv."),
+    codes: int = typer.Option(20, help="mganprior: number of latent codes N."),
+    layer: Optional[str] = typer.Option(None, help="mganprior: composition layer, e.g. b16 "
+                                        "(default: the block at 1/4 of the resolution)."),
+    pad_resolutions: int = typer.Option(4, help="padinv: how many resolutions get padding maps."),
+    steps: int = typer.Option(300, min=0, help="Optimisation steps per image."),
+    lr: float = typer.Option(0.03, help="Adam learning rate."),
+    loss: str = typer.Option("auto", help="auto | mse | l1 | terms joined by + with optional "
+                             "weights, e.g. mse+ms-ssim:0.1 or mse+vgg:0.001."),
+    schedule: str = typer.Option("constant", help="constant | nvidia (ramp-up, cosine ramp-down)."),
+    patience: int = typer.Option(0, min=0, help="Stop early after this many steps without "
+                                 "improvement (0 = never)."),
+    seed: int = typer.Option(0, help="Seed of the initial codes."),
+    batch: int = typer.Option(1, min=1, help="Images optimised together (same result, faster)."),
+    out: Path = typer.Option(Path("out/invert"), help="Output folder."),
+    device: str = DeviceOpt,
+):
+    """Invert images into the generator: OUT/STEM.png (reconstruction), OUT/STEM_compare.png,
+    OUT/STEM.safetensors (parameters), OUT/STEM.json (psnr, ssim, loss, history).
+
+    Finished images are skipped when rerun (resume after a kill). Shard a folder across
+    processes with `torchrun --nproc_per_node K -m ganprior.cli invert ...`.
+    """
+    from .inversion import make_method
+    from .inversion.files import invert_files
+
+    opts = dict(codes=codes, layer=layer, pad_resolutions=pad_resolutions)
+    make_method(method, **opts)  # validate options before loading anything
+    G = _load(model, device)["G"]
+    records = invert_files(G, inputs, out, lambda: make_method(method, **opts), steps=steps,
+                           lr=lr, loss=loss, seed=seed, batch=batch, schedule=schedule,
+                           patience=patience, options=dict(model=model, lr=lr, seed=seed,
+                                                           schedule=schedule, **opts))
+    for r in records:
+        console.print(f"{Path(r['input']).name}: psnr {r['psnr']:.2f} dB, "
+                      f"ssim {r['ssim']:.3f}, {r['seconds']:.1f} s")
+    console.print(f"results in {out}")
+
+
+@app.command()
+@user_errors
+def metrics(
+    a: Path = typer.Argument(..., help="Image, or folder of images."),
+    b: Path = typer.Argument(..., help="Image, or folder with images of the same names."),
+    resolution: Optional[int] = typer.Option(None, help="Resize both to this size first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """PSNR, SSIM, MS-SSIM (and LPIPS when its weights are installed) between images."""
+    from .metrics.files import compare_files
+    rows = compare_files(a, b, resolution)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    keys = [k for k in rows[0] if k != "name"]
+    table = Table("name", *keys)
+    for r in rows:
+        table.add_row(r["name"], *[f"{r[k]:.4f}" for k in keys])
+    console.print(table)
+
+
+weights_app = typer.Typer(help="Optional pretrained networks (VGG16, LPIPS) in the cache folder.",
+                          no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("list")
+@user_errors
+def weights_list():
+    """Show the optional weights, where they go and whether they are installed."""
+    from . import weights
+    table = Table("name", "status", "file", "purpose")
+    for w in weights.REGISTRY.values():
+        table.add_row(w.name, weights.verify(w.name), str(weights.path_of(w.name)), w.purpose)
+    console.print(table)
+    console.print(f"cache folder: {weights.cache_dir()} (set GANPRIOR_WEIGHTS to change)")
+
+
+@weights_app.command("download")
+@user_errors
+def weights_download(names: list[str] = typer.Argument(None, help="Names (default: all).")):
+    """Download weights into the cache folder (needs a network connection)."""
+    from . import weights
+    for name in names or list(weights.REGISTRY):
+        if name not in weights.REGISTRY:
+            raise ValueError(f"unknown weights {name!r}; see `ganprior weights list`")
+        console.print(f"{name}: {weights.download(name)}")
+
+
+@weights_app.command("verify")
+@user_errors
+def weights_verify():
+    """Check the installed weight files against their known SHA-256; exit 1 on a mismatch."""
+    from . import weights
+    bad = False
+    for name in weights.REGISTRY:
+        status = weights.verify(name)
+        console.print(f"{name}: {status}")
+        bad |= status not in ("ok", "missing")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
 def demo(out: Path = typer.Option(Path("out/demo"), help="Report folder."),
          device: str = DeviceOpt):
     """Run the end-to-end showcase on the embedded models and write OUT/index.html."""

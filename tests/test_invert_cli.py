@@ -1,0 +1,115 @@
+"""`ganprior invert` on folders: outputs, resume after a kill, torchrun sharding, metrics CLI."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import small_stylegan2
+from PIL import Image
+from typer.testing import CliRunner
+
+from ganprior.checkpoints import save_native
+from ganprior.cli import app
+from ganprior.images import to_uint8
+from ganprior.metrics import psnr, to_unit
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inv")
+    G = small_stylegan2(res=32)
+    save_native(root / "g", G)
+    with torch.no_grad():
+        imgs = to_uint8(G(torch.randn(4, G.z_dim, generator=torch.Generator().manual_seed(9))))
+    (root / "in").mkdir()
+    for i, a in enumerate(imgs):
+        Image.fromarray(a).save(root / "in" / f"img{i}.png")
+    (root / "in" / "notes.txt").write_text("not an image, ignored")
+    return root, root / "g.safetensors"
+
+
+def invoke(*args):
+    r = runner.invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    return r
+
+
+def test_outputs_and_json(setup, tmp_path):
+    root, model = setup
+    invoke("invert", root / "in" / "img0.png", root / "in" / "img1.png", "--model", model,
+           "--method", "w+", "--steps", 30, "--loss", "mse", "--out", tmp_path)
+    rec = json.loads((tmp_path / "img0.json").read_text())
+    for key in ("method", "steps", "seconds", "loss", "psnr", "ssim", "history"):
+        assert key in rec
+    assert rec["method"] == "w+" and rec["steps"] == 30 and len(rec["history"]) == 30
+    # the JSON's PSNR is the PSNR of the written reconstruction (up to 8-bit quantisation)
+    load = lambda p: torch.from_numpy(np.array(Image.open(p))).permute(2, 0, 1)[None] / 255.0  # noqa: E731
+    measured = psnr(load(tmp_path / "img0.png"), load(root / "in" / "img0.png")).item()
+    assert measured == pytest.approx(rec["psnr"], abs=0.3)
+    assert Image.open(tmp_path / "img0_compare.png").size == (2 * 34 + 2, 34 + 2)
+    from safetensors.torch import load_file
+    assert load_file(tmp_path / "img0.safetensors")["w"].shape == (8, 24)  # num_ws = 2*log2(32) - 2
+    assert json.loads((tmp_path / "summary.json").read_text())["images"] == 2
+
+
+def test_resume_skips_finished_and_redoes_unfinished(setup, tmp_path):
+    root, model = setup
+    args = ("invert", root / "in", "--model", model, "--method", "z", "--steps", 5,
+            "--loss", "mse", "--out", tmp_path)
+    invoke(*args)
+    done_before = (tmp_path / "img1.json").stat().st_mtime_ns
+    # a kill after the PNG but before the JSON: that image must be redone
+    (tmp_path / "img2.json").unlink()
+    r = invoke(*args)
+    assert "img2.png" in r.output and "img1.png" not in r.output
+    assert (tmp_path / "img1.json").stat().st_mtime_ns == done_before
+    assert (tmp_path / "img2.json").exists()
+
+
+def test_torchrun_shards_across_two_processes(setup, tmp_path):
+    root, model = setup
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517",
+                        "-m", "ganprior.cli", "invert", str(root / "in"), "--model", str(model),
+                        "--method", "z", "--steps", "5", "--loss", "mse", "--device", "cpu",
+                        "--out", str(tmp_path)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = {json.loads((tmp_path / f"img{i}.json").read_text())["rank"] for i in range(4)}
+    assert ranks == {0, 1}
+    assert json.loads((tmp_path / "summary.json").read_text())["images"] == 4
+
+
+def test_bad_inputs(setup, tmp_path):
+    root, model = setup
+    (tmp_path / "broken.png").write_bytes(b"garbage")
+    for args, msg in [((tmp_path / "broken.png",), "cannot read image"),
+                      ((tmp_path / "missing.png",), "no such file"),
+                      ((root / "in" / "img0.png", "--method", "nope"), "unknown method"),
+                      ((root / "in" / "img0.png", "--loss", "mse+x"), "unknown loss term")]:
+        r = runner.invoke(app, ["invert", *map(str, args), "--model", str(model), "--steps", "1",
+                                "--out", str(tmp_path / "o")])
+        assert r.exit_code == 1 and msg in r.output, r.output
+
+
+def test_metrics_cli(setup):
+    root, _ = setup
+    r = invoke("metrics", root / "in", root / "in", "--json")
+    rows = json.loads(r.output)
+    assert len(rows) == 4 and rows[0]["ssim"] == pytest.approx(1.0)
+
+
+def test_weights_list_and_verify(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANPRIOR_WEIGHTS", str(tmp_path))
+    r = invoke("weights", "list")
+    assert "vgg16" in r.output and "missing" in r.output
+    (tmp_path / "vgg16-397923af.pth").write_bytes(b"corrupt")
+    r = runner.invoke(app, ["weights", "verify"])
+    assert r.exit_code == 1 and "hash mismatch" in r.output

@@ -28,6 +28,9 @@ test-slow: setup
 
 bench: setup
 	$(BIN)/python benchmarks/generate.py
+	# the encoder baseline of the inversion table (resumes if interrupted, instant when done)
+	$(BIN)/ganprior train-encoder --model dcgan-digiface64 --steps 1500 --out out/bench/encoder-dcgan
+	$(BIN)/python benchmarks/inversion.py --encoder out/bench/encoder-dcgan
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -52,7 +52,7 @@ def test_dcgan_methods_recover_in_domain_targets(dcgan, name, opts):
 def test_mganprior_with_one_code_and_unit_alpha_is_single_code(sg2, dcgan):
     for G, layer in ((sg2, "b8"), (dcgan, "b16")):
         m = make_method("mganprior", codes=1, layer=layer)
-        p = m.init(G, 2, torch.Generator().manual_seed(0))
+        p = m.init(G, torch.zeros(2, 3, G.img_resolution, G.img_resolution), torch.Generator().manual_seed(0))
         p["alpha"] = torch.ones_like(p["alpha"])
         code = p["codes"][:, 0]
         if "ws_tail" in p:
@@ -63,7 +63,7 @@ def test_mganprior_with_one_code_and_unit_alpha_is_single_code(sg2, dcgan):
 
 def test_padinv_with_zero_coefficients_is_the_plain_generator(sg2):
     m = make_method("padinv")
-    p = m.init(sg2, 2, torch.Generator().manual_seed(0))
+    p = m.init(sg2, torch.zeros(2, 3, 32, 32), torch.Generator().manual_seed(0))
     p["w"] = sg2.z_to_w(torch.randn(2, sg2.z_dim))
     with torch.no_grad():
         torch.testing.assert_close(m.render(sg2, p), sg2.synthesize(p["w"]), atol=1e-5, rtol=0)

@@ -183,7 +183,10 @@ def convert(
 def invert(
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
     model: str = ModelOpt,
-    method: str = typer.Option("mganprior", help="z | w | w+ | mganprior | padinv."),
+    method: str = typer.Option("mganprior", help="z | w | w+ | mganprior | padinv | encoder | "
+                               "hybrid (encoder + optimisation)."),
+    encoder: Optional[Path] = typer.Option(None, help="encoder/hybrid: a file written by "
+                                           "`ganprior train-encoder`."),
     codes: int = typer.Option(20, help="mganprior: number of latent codes N."),
     layer: Optional[str] = typer.Option(None, help="mganprior: composition layer, e.g. b16 "
                                         "(default: the block at 1/4 of the resolution)."),
@@ -210,16 +213,45 @@ def invert(
     from .inversion.files import invert_files
 
     opts = dict(codes=codes, layer=layer, pad_resolutions=pad_resolutions)
-    make_method(method, **opts)  # validate options before loading anything
+    if method in ("encoder", "hybrid"):
+        from .train.encoder import load_encoder
+        if encoder is None:
+            raise ValueError(f"--method {method} needs --encoder FILE (`ganprior train-encoder`)")
+        opts["encoder"] = load_encoder(encoder)[0]  # once, not per image
+    make_method(method, **opts)  # validate options before loading the model
     G = _load(model, device)["G"]
+    record_opts = dict(opts, encoder=str(encoder) if encoder else None)
     records = invert_files(G, inputs, out, lambda: make_method(method, **opts), steps=steps,
                            lr=lr, loss=loss, seed=seed, batch=batch, schedule=schedule,
                            patience=patience, options=dict(model=model, lr=lr, seed=seed,
-                                                           schedule=schedule, **opts))
+                                                           schedule=schedule, **record_opts))
     for r in records:
         console.print(f"{Path(r['input']).name}: psnr {r['psnr']:.2f} dB, "
                       f"ssim {r['ssim']:.3f}, {r['seconds']:.1f} s")
     console.print(f"results in {out}")
+
+
+@app.command("train-encoder")
+@user_errors
+def train_encoder_cmd(
+    model: str = ModelOpt,
+    out: Path = typer.Option(Path("out/encoder/encoder"), help="Output NAME: writes "
+                             "NAME.safetensors + NAME.json (and NAME.ckpt.pt to resume)."),
+    steps: int = typer.Option(2000, min=1, help="Training steps."),
+    batch: int = typer.Option(32, min=1, help="Generated images per step."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    recon_weight: float = typer.Option(1.0, help="Weight of the image reconstruction term."),
+    seed: int = typer.Option(0, help="Seed of the generated training pairs."),
+    device: str = DeviceOpt,
+):
+    """Train an image->latent encoder on pairs the model generates (z for DCGAN, W+ for
+    StyleGAN2). Rerunning the same command resumes from NAME.ckpt.pt."""
+    from .train.encoder import train_encoder
+    G = _load(model, device)["G"]
+    info = train_encoder(G, out, steps=steps, batch=batch, lr=lr, recon_weight=recon_weight,
+                         seed=seed, model_name=model)
+    console.print(f"encoder: {out}.safetensors (latent mse {info['final_latent_mse']:.4f}, "
+                  f"recon mse {info['final_recon_mse']:.4f})")
 
 
 @app.command()

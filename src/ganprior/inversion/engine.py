@@ -67,6 +67,8 @@ def invert(G: GeneratorBase, targets: torch.Tensor, method, steps: int = 300, lr
     """
     if steps < 0:
         raise ValueError("steps must be >= 0")
+    if not method.optimises:
+        steps = 0
     device = G.device
     targets = targets.to(device)
     n = targets.shape[0]
@@ -78,7 +80,7 @@ def invert(G: GeneratorBase, targets: torch.Tensor, method, steps: int = 300, lr
     G.requires_grad_(False)
 
     rng = torch.Generator().manual_seed(seed)
-    p = params if params is not None else method.init(G, n, rng)
+    p = params if params is not None else method.init(G, targets, rng)
     p = {k: v.detach().clone().to(device).requires_grad_(True) for k, v in p.items()}
     best = {k: v.detach().clone() for k, v in p.items()}
     best_loss = torch.full((n,), float("inf"), device=device)

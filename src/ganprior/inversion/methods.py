@@ -1,7 +1,7 @@
 """Inversion methods: what is optimised and how it becomes an image.
 
 A method is a small object with
-    init(G, n, rng)  -> dict of leaf tensors to optimise (one entry per image in the batch)
+    init(G, targets, rng) -> dict of leaf tensors to optimise (first dim: one per target image)
     render(G, p)     -> images [n, C, H, W] in [-1, 1]
     penalty(G, p)    -> extra loss per image [n] (0 when the method has none)
 and talks to the generator only through the interface in `nets/base.py` (PadInv, which
@@ -29,6 +29,7 @@ def _w_avg(G: GeneratorBase) -> torch.Tensor:
 
 class Method:
     name: str
+    optimises = True  # False: the initial parameters are the answer (encoder)
 
     def penalty(self, G, p):
         return 0.0
@@ -38,7 +39,8 @@ class LatentZ(Method):
     """(a) one z per image, optimised through the mapping network (if any)."""
     name = "z"
 
-    def init(self, G, n, rng):
+    def init(self, G, targets, rng):
+        n = targets.shape[0]
         return {"z": torch.randn(n, G.z_dim, generator=rng).to(G.device)}
 
     def render(self, G, p):
@@ -52,7 +54,8 @@ class LatentW(Method):
         self.plus = plus
         self.name = "w+" if plus else "w"
 
-    def init(self, G, n, rng):
+    def init(self, G, targets, rng):
+        n = targets.shape[0]
         _needs_w(G, self.name)
         k = G.num_ws if self.plus else 1
         return {"w": _w_avg(G).reshape(1, 1, -1).repeat(n, k, 1)}
@@ -82,7 +85,8 @@ class MultiCode(Method):
         G.check_layer(self.layer)
         return self.layer
 
-    def init(self, G, n, rng):
+    def init(self, G, targets, rng):
+        n = targets.shape[0]
         layer = self.split_layer(G)
         z = torch.randn(n * self.n_codes, G.z_dim, generator=rng).to(G.device)
         with torch.no_grad():
@@ -119,9 +123,10 @@ class PaddingSpace(Method):
         res = G.synthesis.block_resolutions[: self.k]
         return {r: getattr(G.synthesis, f"b{r}").conv1 for r in res}
 
-    def init(self, G, n, rng):
+    def init(self, G, targets, rng):
+        n = targets.shape[0]
         layers = self.padded_layers(G)
-        p = LatentW(plus=True).init(G, n, rng)
+        p = LatentW(plus=True).init(G, targets, rng)
         p["const"] = G.synthesis.b4.const.detach().unsqueeze(0).repeat(n, 1, 1, 1)
         for r, layer in layers.items():
             p[f"pad{r}"] = torch.zeros(n, layer.weight.shape[1], r + 2, r + 2, device=G.device)
@@ -157,6 +162,32 @@ class PaddingSpace(Method):
             return G.synthesis.run_blocks(p["w"], x=p["const"], noise_mode="const")[1]
 
 
+class Encoded(Method):
+    """(b) encoder: the latent a trained encoder predicts (no optimisation), or
+    (c) hybrid: that latent as the starting point of optimisation.
+    The latent is z (DCGAN family) or W+ (StyleGAN2), as the encoder was trained."""
+
+    def __init__(self, encoder, hybrid: bool = False):
+        self.encoder, self.hybrid = encoder, hybrid
+        self.name = "hybrid" if hybrid else "encoder"
+        self.optimises = hybrid
+
+    def init(self, G, targets, rng):
+        with torch.no_grad():
+            latent = self.encoder.to(G.device)(targets.to(G.device))
+        if tuple(latent.shape[1:]) == (G.num_ws, G.w_dim) and "w" in G.latent_spaces:
+            return {"w": latent}
+        if tuple(latent.shape[1:]) == (G.z_dim,):
+            return {"z": latent}
+        raise ValueError(f"the encoder predicts {tuple(latent.shape[1:])}, which does not fit "
+                         "this model's latents")
+
+    def render(self, G, p):
+        if "w" in p:
+            return G.synthesize(p["w"])
+        return G.synthesize(G.z_to_w(p["z"]))
+
+
 def make_method(name: str, **options):
     if name == "z":
         return LatentZ()
@@ -166,7 +197,16 @@ def make_method(name: str, **options):
         return MultiCode(n_codes=options.get("codes", 20), layer=options.get("layer"))
     if name == "padinv":
         return PaddingSpace(resolutions=options.get("pad_resolutions", 4))
+    if name in ("encoder", "hybrid"):
+        if options.get("encoder") is None:
+            raise ValueError(f"method {name!r} needs --encoder FILE "
+                             "(train one with `ganprior train-encoder`)")
+        from ..train.encoder import load_encoder
+        encoder = options["encoder"]
+        if not isinstance(encoder, torch.nn.Module):
+            encoder = load_encoder(encoder)[0]
+        return Encoded(encoder, hybrid=name == "hybrid")
     raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
 
 
-METHODS = ("z", "w", "w+", "mganprior", "padinv")
+METHODS = ("z", "w", "w+", "mganprior", "padinv", "encoder", "hybrid")

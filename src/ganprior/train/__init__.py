@@ -1,0 +1,1 @@
+"""Training loops (encoders now; StyleGAN2 and pix2pixHD to come)."""

@@ -62,3 +62,11 @@ def test_grid_layout():
     g = grid(imgs, cols=3, pad=1)
     assert g.shape == (2 * 5 + 1, 3 * 5 + 1, 3)
     assert g[1, 1, 0] == 0 and g[1, 6, 0] == 1 and g[6, 6, 0] == 4 and g[6, 11, 0] == 255
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    import os
+    path = save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "x.png")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

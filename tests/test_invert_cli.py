@@ -113,3 +113,17 @@ def test_weights_list_and_verify(tmp_path, monkeypatch):
     (tmp_path / "vgg16-397923af.pth").write_bytes(b"corrupt")
     r = runner.invoke(app, ["weights", "verify"])
     assert r.exit_code == 1 and "hash mismatch" in r.output
+
+
+def test_analyze_layers(setup, tmp_path):
+    import xml.etree.ElementTree as ET
+    root, model = setup
+    invoke("analyze-layers", root / "in" / "img0.png", "--model", model, "--steps", 3,
+           "--codes", "1,2", "--fixed-codes", 2, "--out", tmp_path)
+    res = json.loads((tmp_path / "analysis.json").read_text())
+    assert [r["layer"] for r in res["by_layer"]] == ["b4", "b8", "b16"]
+    assert [r["codes"] for r in res["by_codes"]] == [1, 2]
+    for svg in ("analysis.svg", "analysis_codes.svg"):
+        assert ET.parse(tmp_path / svg).getroot().tag.endswith("svg")
+    assert "| codes | b8 | 2 |" in (tmp_path / "analysis.md").read_text()
+    assert Image.open(tmp_path / "grid.png").size[1] == 6 * 34 + 2  # targets + 5 runs

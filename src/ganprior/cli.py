@@ -186,7 +186,8 @@ def invert(
     method: str = typer.Option("mganprior", help="z | w | w+ | mganprior | padinv | encoder | "
                                "hybrid (encoder + optimisation)."),
     encoder: Optional[Path] = typer.Option(None, help="encoder/hybrid: a file written by "
-                                           "`ganprior train-encoder`."),
+                                           "`ganprior train-encoder` (default: the zoo "
+                                           "model's shipped encoder, if any)."),
     codes: int = typer.Option(20, help="mganprior: number of latent codes N."),
     layer: Optional[str] = typer.Option(None, help="mganprior: composition layer, e.g. b16 "
                                         "(default: the block at 1/4 of the resolution)."),
@@ -214,7 +215,8 @@ def invert(
 
     opts = dict(codes=codes, layer=layer, pad_resolutions=pad_resolutions)
     if method in ("encoder", "hybrid"):
-        from .train.encoder import load_encoder
+        from .train.encoder import load_encoder, zoo_encoder
+        encoder = encoder or zoo_encoder(model)
         if encoder is None:
             raise ValueError(f"--method {method} needs --encoder FILE (`ganprior train-encoder`)")
         opts["encoder"] = load_encoder(encoder)[0]  # once, not per image
@@ -229,6 +231,63 @@ def invert(
         console.print(f"{Path(r['input']).name}: psnr {r['psnr']:.2f} dB, "
                       f"ssim {r['ssim']:.3f}, {r['seconds']:.1f} s")
     console.print(f"results in {out}")
+
+
+@app.command("analyze-layers")
+@user_errors
+def analyze_layers(
+    inputs: list[Path] = typer.Argument(..., help="Image files and/or folders."),
+    model: str = ModelOpt,
+    layers: Optional[str] = typer.Option(None, help="Composition layers to compare, e.g. "
+                                         "b4,b8,b16 (default: all split points)."),
+    codes: str = typer.Option("1,5,10,20", help="Numbers of codes to compare."),
+    fixed_codes: int = typer.Option(20, help="Codes used while varying the layer."),
+    fixed_layer: Optional[str] = typer.Option(None, help="Layer used while varying the codes."),
+    steps: int = typer.Option(300, min=1),
+    lr: float = typer.Option(0.03),
+    loss: str = typer.Option("mse", help="Reconstruction loss (see `invert --help`)."),
+    out: Path = typer.Option(Path("out/analyze-layers"), help="Output folder."),
+    device: str = DeviceOpt,
+):
+    """mGANprior's layer-wise analysis: quality vs composition layer and vs number of codes.
+    Writes OUT/analysis.svg and OUT/analysis_codes.svg (plots), OUT/analysis.md (table),
+    OUT/analysis.json and OUT/grid.png (targets, then one row per run)."""
+    import numpy as np
+    import torch
+
+    from .files import atomic_write_text
+    from .images import grid, load_image, save_image, to_uint8
+    from .inversion.analysis import layer_analysis
+    from .inversion.files import list_inputs
+    from .plots import line_chart
+
+    G = _load(model, device)["G"]
+    files = list_inputs(inputs)
+    targets = torch.cat([load_image(f, G.img_resolution, G.img_channels) for f in files])
+    codes_list = [int(c) for c in codes.split(",")]
+    res = layer_analysis(G, targets, layers.split(",") if layers else None, codes_list,
+                         fixed_codes, fixed_layer, steps, lr, loss, progress=True)
+    by_l, by_c, st = res["by_layer"], res["by_codes"], res["settings"]
+    atomic_write_text(out / "analysis.svg", line_chart(
+        f"PSNR vs composition layer (N={st['fixed_codes']})", [r["layer"] for r in by_l],
+        {"PSNR": [r["psnr"] for r in by_l]}, "PSNR (dB)"))
+    atomic_write_text(out / "analysis_codes.svg", line_chart(
+        f"PSNR vs number of codes (layer {st['fixed_layer']})", [str(r["codes"]) for r in by_c],
+        {"PSNR": [r["psnr"] for r in by_c]}, "PSNR (dB)"))
+    rows = ["| varied | layer | codes | PSNR | SSIM | s / image |", "|---|---|---|---|---|---|"]
+    rows += [f"| layer | {r['layer']} | {r['codes']} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
+             f"{r['seconds']:.1f} |" for r in by_l]
+    rows += [f"| codes | {r['layer']} | {r['codes']} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
+             f"{r['seconds']:.1f} |" for r in by_c]
+    atomic_write_text(out / "analysis.md", "\n".join(rows) + "\n")
+    atomic_write_text(out / "analysis.json", json.dumps(
+        {"settings": st, "inputs": [str(f) for f in files],
+         "by_layer": [{k: v for k, v in r.items() if k != "images"} for r in by_l],
+         "by_codes": [{k: v for k, v in r.items() if k != "images"} for r in by_c]}, indent=1))
+    cells = [to_uint8(targets)] + [to_uint8(r["images"]) for r in by_l + by_c]
+    save_image(grid(np.concatenate(cells), cols=len(files)), out / "grid.png")
+    console.print("\n".join(rows))
+    console.print(f"plots: {out / 'analysis.svg'}, {out / 'analysis_codes.svg'}")
 
 
 @app.command("train-encoder")

@@ -84,6 +84,15 @@ def save_encoder(E: LatentEncoder, out, info: dict):
         {"format": "ganprior-encoder", "config": E.config, "training": info}, indent=1) + "\n")
 
 
+ZOO_ENCODERS = Path(__file__).resolve().parent.parent / "zoo" / "encoders"
+
+
+def zoo_encoder(model_name: str) -> Path | None:
+    """The shipped encoder of a zoo model (e.g. dcgan-digiface64), if there is one."""
+    path = ZOO_ENCODERS / model_name
+    return path if path.with_suffix(".json").exists() else None
+
+
 def load_encoder(path, device="cpu") -> tuple[LatentEncoder, dict]:
     path = Path(path)
     cfg_path, w_path = path.with_suffix(".json"), path.with_suffix(".safetensors")

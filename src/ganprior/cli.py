@@ -192,6 +192,11 @@ def invert(
     layer: Optional[str] = typer.Option(None, help="mganprior: composition layer, e.g. b16 "
                                         "(default: the block at 1/4 of the resolution)."),
     pad_resolutions: int = typer.Option(4, help="padinv: how many resolutions get padding maps."),
+    noise_maps: bool = typer.Option(False, help="w/w+: also optimise the per-pixel noise maps, "
+                                    "regularised as in NVIDIA's projector (use with "
+                                    "--schedule nvidia)."),
+    noise_reg: float = typer.Option(1e5, help="w/w+ with --noise-maps: weight of the noise "
+                                    "autocorrelation penalty."),
     steps: int = typer.Option(300, min=0, help="Optimisation steps per image."),
     lr: float = typer.Option(0.03, help="Adam learning rate."),
     loss: str = typer.Option("auto", help="auto | mse | l1 | terms joined by + with optional "
@@ -213,7 +218,8 @@ def invert(
     from .inversion import make_method
     from .inversion.files import invert_files
 
-    opts = dict(codes=codes, layer=layer, pad_resolutions=pad_resolutions)
+    opts = dict(codes=codes, layer=layer, pad_resolutions=pad_resolutions,
+                noise_maps=noise_maps, noise_reg=noise_reg)
     if method in ("encoder", "hybrid"):
         from .train.encoder import load_encoder, zoo_encoder
         encoder = encoder or zoo_encoder(model)

@@ -93,6 +93,7 @@ def invert(G: GeneratorBase, targets: torch.Tensor, method, steps: int = 300, lr
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(schedule, lr, step / max(steps, 1))
+        method.on_step(step, steps)
         observed = observe(method.render(G, p))
         per_image = loss_fn(observed, targets) + method.penalty(G, p)
         with torch.no_grad():  # the loss and PSNR of these parameters, before the update
@@ -105,6 +106,7 @@ def invert(G: GeneratorBase, targets: torch.Tensor, method, steps: int = 300, lr
         opt.zero_grad(set_to_none=True)
         per_image.sum().backward()
         opt.step()
+        method.after_step(p)
         done = step + 1
         mean = per_image.mean().item()
         bar.set_postfix(loss=f"{mean:.4f}", psnr=f"{quality.mean().item():.2f}")

@@ -34,6 +34,12 @@ class Method:
     def penalty(self, G, p):
         return 0.0
 
+    def on_step(self, step: int, steps: int):
+        """Called before each step (schedules that depend on progress)."""
+
+    def after_step(self, p):
+        """Called after each optimiser update (projections, renormalisation)."""
+
 
 class LatentZ(Method):
     """(a) one z per image, optimised through the mapping network (if any)."""
@@ -48,20 +54,88 @@ class LatentZ(Method):
 
 
 class LatentW(Method):
-    """(a) one w (broadcast to every layer) or one w per layer (w+), initialised at w_avg."""
+    """(a) one w (broadcast to every layer) or one w per layer (w+), initialised at w_avg.
 
-    def __init__(self, plus: bool = False):
-        self.plus = plus
+    With `noise_maps=True` it follows NVIDIA's projector: the per-pixel noise maps of every
+    synthesis layer are optimised too (per image), pushed towards white noise by a multi-scale
+    autocorrelation penalty (weight `noise_reg`) and renormalised after each step, and the w
+    being optimised is perturbed by Gaussian noise whose strength ramps down to 0 over the
+    first 75 % of the steps (initial factor 0.05 of the spread of W).
+    """
+
+    def __init__(self, plus: bool = False, noise_maps: bool = False, noise_reg: float = 1e5,
+                 initial_noise_factor: float = 0.05, noise_ramp: float = 0.75):
+        self.plus, self.noise_maps, self.noise_reg = plus, noise_maps, noise_reg
+        self.initial_noise_factor, self.noise_ramp = initial_noise_factor, noise_ramp
         self.name = "w+" if plus else "w"
+        self.w_noise = 0.0
 
     def init(self, G, targets, rng):
         n = targets.shape[0]
         _needs_w(G, self.name)
         k = G.num_ws if self.plus else 1
-        return {"w": _w_avg(G).reshape(1, 1, -1).repeat(n, k, 1)}
+        p = {"w": _w_avg(G).reshape(1, 1, -1).repeat(n, k, 1)}
+        if self.noise_maps:
+            with torch.no_grad():  # spread of W, for the noise added to w (as NVIDIA's projector)
+                z = torch.randn(2000, G.z_dim, generator=rng).to(G.device)
+                self.w_std = (G.z_to_w(z)[:, 0] - _w_avg(G)).square().sum(1).mean().sqrt().item()
+            for name, layer in self._noisy_layers(G):
+                r = layer.resolution
+                p[f"noise.{name}"] = torch.randn(n, 1, r, r, generator=rng).to(G.device)
+        return p
+
+    @staticmethod
+    def _noisy_layers(G):
+        return [(n, m) for n, m in G.synthesis.named_modules()
+                if hasattr(m, "noise_const") and getattr(m, "use_noise", False)]
+
+    @contextlib.contextmanager
+    def _noise_from(self, G, p):
+        """Run synthesis with the optimised maps in place of the stored constant noise."""
+        layers = self._noisy_layers(G) if self.noise_maps else []
+        saved = [m._buffers["noise_const"] for _, m in layers]
+        for name, m in layers:
+            m._buffers["noise_const"] = p[f"noise.{name}"]
+        try:
+            yield
+        finally:
+            for (_, m), buf in zip(layers, saved):
+                m._buffers["noise_const"] = buf
+
+    def on_step(self, step, steps):
+        if self.noise_maps:
+            t = step / max(steps, 1)
+            self.w_noise = self.w_std * self.initial_noise_factor * max(0.0, 1 - t / self.noise_ramp) ** 2
 
     def render(self, G, p):
-        return G.synthesize(p["w"].expand(-1, G.num_ws, -1))
+        w = p["w"]
+        if self.noise_maps and self.w_noise > 0 and torch.is_grad_enabled():
+            w = w + torch.randn_like(w) * self.w_noise
+        with self._noise_from(G, p):
+            return G.synthesize(w.expand(-1, G.num_ws, -1), noise_mode="const")
+
+    def penalty(self, G, p):
+        if not self.noise_maps:
+            return 0.0
+        reg = 0.0
+        for k, v in p.items():
+            if not k.startswith("noise."):
+                continue
+            x = v
+            while True:  # squared autocorrelation at lag 1, at every scale down to 8x8
+                reg = reg + (x * torch.roll(x, 1, dims=3)).mean(dim=[1, 2, 3]) ** 2
+                reg = reg + (x * torch.roll(x, 1, dims=2)).mean(dim=[1, 2, 3]) ** 2
+                if x.shape[2] <= 8:
+                    break
+                x = F.avg_pool2d(x, 2)
+        return self.noise_reg * reg
+
+    def after_step(self, p):
+        with torch.no_grad():
+            for k, v in p.items():
+                if k.startswith("noise."):
+                    v -= v.mean(dim=[1, 2, 3], keepdim=True)
+                    v *= v.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
 
 
 class MultiCode(Method):
@@ -192,7 +266,8 @@ def make_method(name: str, **options):
     if name == "z":
         return LatentZ()
     if name in ("w", "w+"):
-        return LatentW(plus=name == "w+")
+        return LatentW(plus=name == "w+", noise_maps=options.get("noise_maps", False),
+                       noise_reg=options.get("noise_reg", 1e5))
     if name == "mganprior":
         return MultiCode(n_codes=options.get("codes", 20), layer=options.get("layer"))
     if name == "padinv":

@@ -307,16 +307,24 @@ def train_encoder_cmd(
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     recon_weight: float = typer.Option(1.0, help="Weight of the image reconstruction term."),
     seed: int = typer.Option(0, help="Seed of the generated training pairs."),
+    padinv: bool = typer.Option(False, "--padinv", help="Train PadInv's encoder (W+ and "
+                                "padding maps; StyleGAN2) instead of a latent encoder."),
+    data: Optional[Path] = typer.Option(None, help="--padinv: a folder of real images mixed "
+                                        "half and half with generated ones."),
     device: str = DeviceOpt,
 ):
-    """Train an image->latent encoder on pairs the model generates (z for DCGAN, W+ for
-    StyleGAN2). Rerunning the same command resumes from NAME.ckpt.pt."""
+    """Train an encoder on images the model generates: a latent encoder (z for DCGAN, W+ for
+    StyleGAN2; loss latent MSE + image MSE) or, with --padinv, PadInv's encoder (pixel L2 +
+    0.8 perceptual + 0.003 ||w - w_avg||). Rerunning the same command resumes from NAME.ckpt.pt.
+    Use the result with `ganprior invert --method encoder|hybrid --encoder NAME`."""
     from .train.encoder import train_encoder
     G = _load(model, device)["G"]
+    if padinv and G.arch != "stylegan2":
+        raise ValueError("--padinv needs a StyleGAN2 model")
     info = train_encoder(G, out, steps=steps, batch=batch, lr=lr, recon_weight=recon_weight,
-                         seed=seed, model_name=model)
-    console.print(f"encoder: {out}.safetensors (latent mse {info['final_latent_mse']:.4f}, "
-                  f"recon mse {info['final_recon_mse']:.4f})")
+                         seed=seed, model_name=model, padinv=padinv, data=data)
+    losses = ", ".join(f"{v:.4f}" for v in info["final_losses"] or [])
+    console.print(f"encoder: {out}.safetensors (final losses {losses})")
 
 
 @app.command()

@@ -237,18 +237,27 @@ class PaddingSpace(Method):
 
 
 class Encoded(Method):
-    """(b) encoder: the latent a trained encoder predicts (no optimisation), or
-    (c) hybrid: that latent as the starting point of optimisation.
-    The latent is z (DCGAN family) or W+ (StyleGAN2), as the encoder was trained."""
+    """(b) encoder: the parameters a trained encoder predicts (no optimisation), or
+    (c) hybrid: those parameters as the starting point of optimisation.
+    A latent encoder predicts z (DCGAN family) or W+ (StyleGAN2); a PadInv encoder predicts
+    the padding-space parameters (W+, constant, padding maps) of `PaddingSpace`."""
 
     def __init__(self, encoder, hybrid: bool = False):
+        from ..nets.encoders import PadInvEncoder
         self.encoder, self.hybrid = encoder, hybrid
         self.name = "hybrid" if hybrid else "encoder"
         self.optimises = hybrid
+        self.padding = (PaddingSpace(len(encoder.pads)) if isinstance(encoder, PadInvEncoder)
+                        else None)
 
     def init(self, G, targets, rng):
+        self.encoder.to(G.device)
         with torch.no_grad():
-            latent = self.encoder.to(G.device)(targets.to(G.device))
+            if self.padding is not None:
+                from ..train.encoder import padinv_params
+                self.padding.padded_layers(G)  # StyleGAN2 check
+                return padinv_params(G, self.encoder, targets.to(G.device))
+            latent = self.encoder(targets.to(G.device))
         if tuple(latent.shape[1:]) == (G.num_ws, G.w_dim) and "w" in G.latent_spaces:
             return {"w": latent}
         if tuple(latent.shape[1:]) == (G.z_dim,):
@@ -257,6 +266,8 @@ class Encoded(Method):
                          "this model's latents")
 
     def render(self, G, p):
+        if self.padding is not None:
+            return self.padding.render(G, p)
         if "w" in p:
             return G.synthesize(p["w"])
         return G.synthesize(G.z_to_w(p["z"]))

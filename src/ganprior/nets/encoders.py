@@ -35,3 +35,91 @@ class LatentEncoder(nn.Module):
 def encoder_for(G) -> LatentEncoder:
     shape = (G.num_ws, G.w_dim) if "w" in G.latent_spaces else (G.z_dim,)
     return LatentEncoder(G.img_resolution, shape, G.img_channels)
+
+
+class PadInvEncoder(nn.Module):
+    """PadInv's encoder (Bai et al., ECCV 2022): a strided-conv backbone, a feature pyramid
+    (top-down, lateral 1x1 convs), one head per W+ layer (coarse layers read the coarse level,
+    fine layers the fine level, as in pSp) predicting offsets from w_avg, and a padding branch
+    that predicts the padding coefficient maps ((r+2)^2 per padded resolution r) and an offset of
+    the constant input. The padding branch's output convs start at zero, so an untrained encoder
+    means "zero padding" and the learned constant.
+
+    It only knows shapes: `num_ws`, `w_dim`, `pads` = {r: channels}, `const_shape`.
+    """
+
+    def __init__(self, img_resolution: int, num_ws: int, w_dim: int, pads: dict,
+                 const_shape: tuple[int, int, int], img_channels: int = 3, width: int = 64,
+                 max_channels: int = 256):
+        super().__init__()
+        pads = {int(r): int(c) for r, c in pads.items()}
+        self.config = dict(img_resolution=img_resolution, num_ws=num_ws, w_dim=w_dim,
+                           pads={str(r): c for r, c in pads.items()},
+                           const_shape=list(const_shape), img_channels=img_channels,
+                           width=width, max_channels=max_channels)
+        self.num_ws, self.w_dim, self.pads = num_ws, w_dim, pads
+        self.const_shape = tuple(const_shape)
+        # backbone: stages at res/2, res/4, ..., 4
+        self.stem = nn.Sequential(nn.Conv2d(img_channels, 32, 3, padding=1), nn.LeakyReLU(0.2))
+        stages, c, r = [], 32, img_resolution
+        self.level_res = []
+        while r > 4:
+            out = min(c * 2, max_channels)
+            stages.append(nn.Sequential(nn.Conv2d(c, out, 3, stride=2, padding=1),
+                                        nn.GroupNorm(8, out), nn.LeakyReLU(0.2)))
+            c, r = out, r // 2
+            self.level_res.append(r)
+        self.stages = nn.ModuleList(stages)
+        self.lateral = nn.ModuleList([nn.Conv2d(s[0].out_channels, width, 1) for s in stages])
+        # pyramid levels used by the W+ heads: coarse (4x4), middle, fine (finest level <= 32)
+        levels = len(stages)
+        self.head_level = [min(levels - 1, max(0, levels - 1 - (i * 3) // num_ws))
+                           for i in range(num_ws)]
+        self.w_heads = nn.ModuleList([
+            nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, w_dim))
+            for _ in range(num_ws)])
+        self.pad_heads = nn.ModuleDict({str(r): nn.Conv2d(width, ch, 3, padding=1)
+                                        for r, ch in pads.items()})
+        self.const_head = nn.Conv2d(width, const_shape[0], 3, padding=1)
+        for conv in list(self.pad_heads.values()) + [self.const_head]:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def pyramid(self, img):
+        x, feats = self.stem(img), []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        out, top = [None] * len(feats), None
+        for i in reversed(range(len(feats))):  # top-down: coarse to fine
+            lat = self.lateral[i](feats[i])
+            top = lat if top is None else lat + nn.functional.interpolate(top, size=lat.shape[-2:], mode="nearest")
+            out[i] = top
+        return out  # out[i] has resolution self.level_res[i]
+
+    def _level_for(self, res):
+        return min(range(len(self.level_res)), key=lambda i: abs(self.level_res[i] - res))
+
+    def forward(self, img, w_avg):
+        """-> {"w": [N, num_ws, w_dim], "const": [N, *const_shape], "pad{r}": [N, C, r+2, r+2]}"""
+        p = self.pyramid(img)
+        ws = torch.stack([head(p[self.head_level[i]]) for i, head in enumerate(self.w_heads)], 1)
+        out = {"w": ws + w_avg.reshape(1, 1, -1)}
+        size = self.const_shape[1:]
+        feat = nn.functional.interpolate(p[self._level_for(size[0])], size=size, mode="bilinear",
+                                         align_corners=False)
+        out["const_offset"] = self.const_head(feat)
+        for r, head in self.pad_heads.items():
+            r = int(r)
+            feat = nn.functional.interpolate(p[self._level_for(r)], size=(r + 2, r + 2),
+                                             mode="bilinear", align_corners=False)
+            out[f"pad{r}"] = head(feat)
+        return out
+
+
+def padinv_encoder_for(G, resolutions: int = 4) -> PadInvEncoder:
+    res = G.synthesis.block_resolutions[:resolutions]
+    pads = {r: getattr(G.synthesis, f"b{r}").conv1.weight.shape[1] for r in res}
+    return PadInvEncoder(G.img_resolution, G.num_ws, G.w_dim, pads,
+                         tuple(G.synthesis.b4.const.shape), G.img_channels)

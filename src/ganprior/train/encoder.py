@@ -1,8 +1,14 @@
-"""Train a latent encoder on pairs the generator makes itself: (G(latent), latent).
+"""Train encoders on images the generator makes itself.
 
-Loss = MSE(E(x), latent) + recon_weight * MSE(G(E(x)), x); Adam. Checkpoints (weights +
-optimiser + step) are written atomically every `save_every` steps, so a killed run resumes.
-The encoder's file is NAME.safetensors + NAME.json (config, generator, training figures).
+- latent encoder (mGANprior's baseline): loss = MSE(E(x), latent) + recon_weight * MSE(G(E(x)), x).
+- PadInv encoder (`padinv=True`, StyleGAN2): predicts W+ and the padding-space maps; loss as
+  PadInv's official code: pixel L2 x 1.0 + perceptual x 0.8 + ||E(x) - w_avg||_2 x 0.003.
+  The perceptual term is LPIPS-style VGG when its weights are installed, else 1 - MS-SSIM (the
+  run records which); PadInv's identity (face-ID net) and adversarial terms are not used.
+  Optional real images (`data`, a folder) are mixed with generated ones, half and half.
+
+Adam. Checkpoints (weights + optimiser + RNG + step) are written atomically every `save_every`
+steps, so a killed run resumes exactly. The encoder is NAME.safetensors + NAME.json.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from tqdm import tqdm
 
 from ..errors import CheckpointError
 from ..files import atomic_write, atomic_write_text
-from ..nets.encoders import LatentEncoder, encoder_for
+from ..nets.encoders import LatentEncoder, PadInvEncoder, encoder_for, padinv_encoder_for
 
 
 @torch.no_grad()
@@ -33,13 +39,46 @@ def render(G, latent):
     return G.synthesize(latent if latent.ndim == 3 else latent[:, None])
 
 
+def _latent_step(G, E, x, latent, recon_weight, loss_fn):
+    pred = E(x)
+    latent_loss = (pred - latent).square().mean()
+    recon_loss = (render(G, pred) - x).square().mean() if recon_weight else torch.zeros(())
+    return latent_loss + recon_weight * recon_loss, [latent_loss.item(), recon_loss.item()]
+
+
+def padinv_params(G, E, x) -> dict:
+    """The PadInv encoder's prediction as parameters of the padding-space method."""
+    out = E(x, G.mapping.w_avg)
+    params = {k: v for k, v in out.items() if k != "const_offset"}
+    params["const"] = G.synthesis.b4.const.unsqueeze(0) + out["const_offset"]
+    return params
+
+
+def _padinv_step(G, E, x, latent, recon_weight, loss_fn):
+    from ..inversion.methods import PaddingSpace
+    params = padinv_params(G, E, x)
+    img = PaddingSpace(len(E.pads)).render(G, params)
+    pixel = (img - x).square().flatten(1).mean(1).mean()
+    perceptual = loss_fn(img, x).mean()
+    reg = (params["w"] - G.mapping.w_avg).flatten(1).norm(dim=1).mean()
+    loss = 1.0 * pixel + 0.8 * perceptual + 0.003 * reg
+    return loss, [pixel.item(), perceptual.item(), reg.item()]
+
+
+def _real_batch(files, n, rng, G):
+    from ..images import load_image
+    idx = torch.randint(len(files), (n,), generator=rng).tolist()
+    return torch.cat([load_image(files[i], G.img_resolution, G.img_channels) for i in idx]).to(G.device)
+
+
 def train_encoder(G, out, steps=2000, batch=32, lr=1e-3, recon_weight=1.0, seed=0,
-                  save_every=200, model_name="", progress=True) -> dict:
+                  save_every=200, model_name="", progress=True, padinv=False, data=None,
+                  pad_resolutions=4) -> dict:
     out = Path(out)
     ckpt = out.with_name(out.name + ".ckpt.pt")
     with torch.random.fork_rng(devices=[]):  # initial weights from `seed`: reproducible runs
         torch.manual_seed(seed)
-        E = encoder_for(G).to(G.device)
+        E = (padinv_encoder_for(G, pad_resolutions) if padinv else encoder_for(G)).to(G.device)
     opt = torch.optim.Adam(E.parameters(), lr=lr)
     rng = torch.Generator().manual_seed(seed)
     start, history = 0, []
@@ -50,38 +89,60 @@ def train_encoder(G, out, steps=2000, batch=32, lr=1e-3, recon_weight=1.0, seed=
         rng.set_state(state["rng"])
         start, history = state["step"], state["history"]
     G.requires_grad_(False)
+    loss_fn, step_fn, files = None, _latent_step, []
+    if padinv:
+        from ..inversion.losses import ReconstructionLoss
+        loss_fn = ReconstructionLoss("vgg" if _has_vgg() else "ms-ssim:1", G.device)
+        step_fn = _padinv_step
+        if data:
+            from ..inversion.files import list_inputs
+            files = list_inputs([data])
     t0 = time.time()
     bar = tqdm(range(start, steps), desc="train encoder", unit="step", disable=not progress,
                initial=start, total=steps)
     for step in bar:
         x, latent = sample_pairs(G, batch, rng)
-        pred = E(x)
-        latent_loss = (pred - latent).square().mean()
-        recon_loss = (render(G, pred) - x).square().mean() if recon_weight else torch.zeros(())
-        loss = latent_loss + recon_weight * recon_loss
+        if files:  # half generated, half real
+            x = torch.cat([x[: batch // 2], _real_batch(files, batch - batch // 2, rng, G)])
+        loss, parts = step_fn(G, E, x, latent, recon_weight, loss_fn)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        history.append([step, latent_loss.item(), recon_loss.item()])
-        bar.set_postfix(latent=f"{latent_loss.item():.4f}", recon=f"{recon_loss.item():.4f}")
+        history.append([step, *parts])
+        bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % save_every == 0 or step + 1 == steps:
             state = {"encoder": E.state_dict(), "optimizer": opt.state_dict(),
                      "rng": rng.get_state(), "step": step + 1, "history": history}
             atomic_write(ckpt, lambda tmp: torch.save(state, tmp))
-    info = {"generator": model_name, "steps": steps, "batch": batch, "lr": lr,
-            "recon_weight": recon_weight, "seed": seed, "seconds_this_run": time.time() - t0,
-            "final_latent_mse": history[-1][1] if history else None,
-            "final_recon_mse": history[-1][2] if history else None}
+    info = {"generator": model_name, "kind": "padinv" if padinv else "latent", "steps": steps,
+            "batch": batch, "lr": lr, "seed": seed, "seconds_this_run": time.time() - t0,
+            "data": str(data) if data else None,
+            "final_losses": history[-1][1:] if history else None}
+    if padinv:
+        info["loss"] = {"pixel_l2": 1.0, "perceptual": 0.8, "w_reg": 0.003,
+                        "perceptual_kind": loss_fn.name, "identity": "not used (no face-ID net)",
+                        "adversarial": "not used"}
+    else:
+        info["recon_weight"] = recon_weight
+        info["final_latent_mse"], info["final_recon_mse"] = (history[-1][1:3] if history
+                                                             else (None, None))
     save_encoder(E, out, info)
     return info
+
+
+def _has_vgg():
+    from .. import weights
+    return weights.find("vgg16") is not None
 
 
 def save_encoder(E: LatentEncoder, out, info: dict):
     out = Path(out)
     tensors = {k: v.detach().cpu().contiguous() for k, v in E.state_dict().items()}
     atomic_write(out.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp))
+    kind = "padinv" if isinstance(E, PadInvEncoder) else "latent"
     atomic_write_text(out.with_suffix(".json"), json.dumps(
-        {"format": "ganprior-encoder", "config": E.config, "training": info}, indent=1) + "\n")
+        {"format": "ganprior-encoder", "kind": kind, "config": E.config, "training": info},
+        indent=1) + "\n")
 
 
 ZOO_ENCODERS = Path(__file__).resolve().parent.parent / "zoo" / "encoders"
@@ -93,12 +154,12 @@ def zoo_encoder(model_name: str) -> Path | None:
     return path if path.with_suffix(".json").exists() else None
 
 
-def load_encoder(path, device="cpu") -> tuple[LatentEncoder, dict]:
+def load_encoder(path, device="cpu") -> tuple[torch.nn.Module, dict]:
     path = Path(path)
     cfg_path, w_path = path.with_suffix(".json"), path.with_suffix(".safetensors")
     try:
         cfg = json.loads(cfg_path.read_text())
-        E = LatentEncoder(**cfg["config"])
+        E = (PadInvEncoder if cfg.get("kind") == "padinv" else LatentEncoder)(**cfg["config"])
         E.load_state_dict(load_file(w_path))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
         raise CheckpointError(f"{path}: not a usable encoder ({e})")

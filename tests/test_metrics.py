@@ -54,3 +54,33 @@ def test_batched_and_differentiable():
 def test_small_image_error():
     with pytest.raises(ValueError, match="smaller than"):
         ssim(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
+
+
+def test_lpips_structure_with_stand_in_weights():
+    """LPIPS' computation (official weights are not available offline): zero for identical
+    images, symmetric, growing with the distortion, per image."""
+    from ganprior.nets.vgg import LPIPS, VGG16Features
+    torch.manual_seed(0)
+    lin = {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1)
+           for i, c in enumerate([64, 128, 256, 512, 512])}
+    lp = LPIPS(VGG16Features().eval(), lin)
+    _, _, a, b = pair("astronaut", size=64)
+    a, b = a.float() * 2 - 1, b.float() * 2 - 1
+    worse = (a + 0.5 * torch.randn_like(a)).clamp(-1, 1)
+    with torch.no_grad():
+        assert lp(a, a).abs().max() < 1e-6
+        assert lp(a, b).item() == pytest.approx(lp(b, a).item(), rel=1e-5)
+        assert 0 < lp(a, b).item() < lp(a, worse).item()
+        assert lp(torch.cat([a, a]), torch.cat([a, b])).shape == (2,)
+
+
+def test_weights_download_offline_is_a_clear_error(tmp_path, monkeypatch):
+    from ganprior import weights
+    from ganprior.errors import GanpriorError
+    monkeypatch.setenv("GANPRIOR_WEIGHTS", str(tmp_path))
+    bad = weights.WeightFile("vgg16", "vgg16-397923af.pth", "http://127.0.0.1:9/vgg16.pth",
+                             "397923af", "test")
+    monkeypatch.setitem(weights.REGISTRY, "vgg16", bad)
+    with pytest.raises(GanpriorError, match="cannot download vgg16.*by hand"):
+        weights.download("vgg16", timeout=5)
+    assert weights.find("vgg16") is None

@@ -100,10 +100,12 @@ def invert_files(G, inputs, out, make, steps=300, lr=0.03, loss="auto", seed=0, 
 
 
 def _barrier():
+    """Wait for every rank (gloo works on CPU and GPU machines alike)."""
     import torch.distributed as dist
     if not dist.is_initialized():
         dist.init_process_group("gloo")
     dist.barrier()
+    dist.destroy_process_group()
 
 
 def write_summary(out: Path, files: list[Path]):

@@ -390,6 +390,41 @@ def weights_verify():
         raise typer.Exit(1)
 
 
+data_app = typer.Typer(help="Training data: build datasets, inspect them.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("sample")
+@user_errors
+def data_sample(
+    model: str = ModelOpt,
+    n: int = typer.Option(50000, min=1, help="Number of images."),
+    out: Path = typer.Option(Path("out/data/faces.zip"), help="Output .zip (dataset_tool layout)."),
+    trunc: float = TruncOpt,
+    seed_start: int = typer.Option(0, help="Image i uses seed seed_start + i."),
+    batch: int = typer.Option(64, min=1),
+    device: str = DeviceOpt,
+):
+    """Build a training set from a teacher generator: OUT.zip with 00000/img00000000.png ...
+    and dataset.json (written atomically: a killed run leaves no half zip)."""
+    from .data.sample import sample_dataset
+    G = _load(model, device)["G"]
+    path = sample_dataset(G, n, out, batch=batch, truncation_psi=trunc, seed_start=seed_start)
+    console.print(f"wrote {n} images to {path}")
+
+
+@data_app.command("info")
+@user_errors
+def data_info(path: Path = typer.Argument(..., help="Dataset folder or .zip."),
+              resolution: int = typer.Option(64, help="Training resolution to check at.")):
+    """Count images, check labels and read the first image at the training resolution."""
+    from .data import ImageDataset
+    ds = ImageDataset(path, resolution)
+    img, c = ds[0]
+    console.print(f"{path}: {len(ds)} images, {ds.c_dim} classes, first image "
+                  f"{tuple(img.shape)} in [{img.min():.2f}, {img.max():.2f}]")
+
+
 @app.command()
 @user_errors
 def demo(out: Path = typer.Option(Path("out/demo"), help="Report folder."),

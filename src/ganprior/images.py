@@ -39,17 +39,21 @@ def grid(images: np.ndarray, cols: int | None = None, pad: int = 2, fill: int = 
     return out
 
 
-def load_image(path, resolution: int | None = None, channels: int = 3) -> torch.Tensor:
-    """Read an image file as [1, C, H, W] in [-1, 1], optionally centre-cropped and resized.
+def load_image(path, resolution: int | None = None, channels: int = 3,
+               name: str | None = None) -> torch.Tensor:
+    """Read an image (a path, or a binary file object such as a zip member) as [1, C, H, W]
+    in [-1, 1], optionally centre-cropped and resized.
 
     Gray, RGBA, palette and 16-bit images are converted; unreadable files and images above
-    MAX_PIXELS are refused with an ImageError.
+    MAX_PIXELS are refused with an ImageError naming `name` (default: the path).
     """
-    path = Path(path)
+    if isinstance(path, (str, Path)):
+        path = Path(path)
+    label = name or str(path)
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
-                raise ImageError(f"{path}: {im.width}x{im.height} is larger than the "
+                raise ImageError(f"{label}: {im.width}x{im.height} is larger than the "
                                  f"{MAX_PIXELS // 1_000_000} MP limit")
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -59,7 +63,7 @@ def load_image(path, resolution: int | None = None, channels: int = 3) -> torch.
     except ImageError:
         raise
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{path}: cannot read image ({e})")
+        raise ImageError(f"{label}: cannot read image ({e})")
     if resolution is not None:
         side = min(im.size)
         left, top = (im.width - side) // 2, (im.height - side) // 2

@@ -1,0 +1,109 @@
+"""Image datasets for training: a folder or a .zip of images, optional class labels.
+
+Labels come from `dataset.json` at the top of the folder/zip (NVIDIA's dataset_tool format:
+{"labels": [["00000/img00000000.png", 3], ...]} or "labels": null) or from a JSON file given
+explicitly. Images are centre-cropped to a square and resized to the training resolution.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import GanpriorError
+from ..images import load_image
+
+SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class DatasetError(GanpriorError):
+    pass
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    def __init__(self, path, resolution: int, labels=None, xflip: bool = False):
+        self.path, self.resolution, self.xflip = Path(path), resolution, xflip
+        self._zip = None
+        if self.path.is_dir():
+            self.names = sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*")
+                                if p.suffix.lower() in SUFFIXES)
+        elif self.path.suffix.lower() == ".zip" and self.path.exists():
+            try:
+                with zipfile.ZipFile(self.path) as z:
+                    self.names = sorted(n for n in z.namelist() if Path(n).suffix.lower() in SUFFIXES)
+            except zipfile.BadZipFile as e:
+                raise DatasetError(f"{self.path}: not a readable zip ({e})")
+        else:
+            raise DatasetError(f"{self.path}: not a folder or .zip of images")
+        if not self.names:
+            raise DatasetError(f"{self.path}: no images found")
+        self.c_dim, self.labels = 0, None
+        raw = self._read_labels(labels)
+        if raw is not None:
+            self._set_labels(raw)
+
+    # --- files ---------------------------------------------------------------------------------
+    def _open(self, name: str):
+        if self.path.is_dir():
+            return open(self.path / name, "rb")
+        if self._zip is None:  # opened lazily, once per worker process
+            self._zip = zipfile.ZipFile(self.path)
+        return io.BytesIO(self._zip.read(name))
+
+    def _read_labels(self, labels):
+        if labels is not None:
+            text, where = Path(labels).read_text(), str(labels)
+        elif self.path.is_dir() and (self.path / "dataset.json").exists():
+            text, where = (self.path / "dataset.json").read_text(), str(self.path / "dataset.json")
+        elif not self.path.is_dir():
+            with zipfile.ZipFile(self.path) as z:
+                if "dataset.json" not in z.namelist():
+                    return None
+                text, where = z.read("dataset.json").decode(), f"{self.path}:dataset.json"
+        else:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise DatasetError(f"{where}: not valid JSON ({e})")
+        raw = data.get("labels") if isinstance(data, dict) else None
+        self._labels_source = where
+        return raw
+
+    def _set_labels(self, raw):
+        table = dict((str(k), v) for k, v in raw)
+        missing = [n for n in self.names if n not in table]
+        if missing:
+            raise DatasetError(f"{self._labels_source}: no label for {missing[0]} "
+                               f"({len(missing)} images unlabelled)")
+        values = [table[n] for n in self.names]
+        for n, v in zip(self.names, values):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise DatasetError(f"{self._labels_source}: label of {n} is {v!r}; labels must "
+                                   "be integers >= 0")
+        self.c_dim = max(values) + 1
+        self.labels = np.asarray(values, dtype=np.int64)
+
+    # --- items ---------------------------------------------------------------------------------
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, i):
+        name = self.names[i]
+        with self._open(name) as f:
+            img = load_image(f, self.resolution, name=f"{self.path}:{name}")[0]
+        if self.xflip and torch.rand(()) < 0.5:
+            img = img.flip(-1)
+        c = torch.zeros(self.c_dim)
+        if self.labels is not None:
+            c[self.labels[i]] = 1
+        return img, c
+
+    def __getstate__(self):  # zip handles do not cross process boundaries
+        state = dict(self.__dict__)
+        state["_zip"] = None
+        return state

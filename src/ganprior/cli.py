@@ -390,6 +390,41 @@ def weights_verify():
         raise typer.Exit(1)
 
 
+train_app = typer.Typer(help="Train generators (StyleGAN2).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("stylegan2")
+@user_errors
+def train_stylegan2(
+    data: Path = typer.Option(..., help="Training images: folder or .zip (optional "
+                              "dataset.json labels). Resolution = largest power of two that fits."),
+    out: Path = typer.Option(Path("out/train/stylegan2"), help="Run folder (rerun to resume)."),
+    cfg: str = typer.Option("auto", help="auto | paper256 | cifar (NVIDIA's presets)."),
+    kimg: int = typer.Option(1000, min=1, help="Length of training in thousands of real images."),
+    batch: Optional[int] = typer.Option(None, help="Override the preset's minibatch."),
+    channel_base: Optional[int] = typer.Option(None, help="Override model width (e.g. 8192)."),
+    channel_max: Optional[int] = typer.Option(None, help="Override the channel cap (e.g. 256)."),
+    map_layers: Optional[int] = typer.Option(None, "--map", help="Mapping network depth."),
+    z_dim: Optional[int] = typer.Option(None), w_dim: Optional[int] = typer.Option(None),
+    gamma: Optional[float] = typer.Option(None, help="R1 weight (default: preset/formula)."),
+    snap: int = typer.Option(50, min=1, help="Snapshot every N kimg."),
+    sample_kimg: int = typer.Option(10, min=1, help="Sample grid every N kimg."),
+    mirror: bool = typer.Option(True, help="Random x-flips of the real images."),
+    seed: int = typer.Option(0),
+    device: str = DeviceOpt,
+):
+    """Train a StyleGAN2 with NVIDIA's recipe (non-saturating loss, lazy R1 and path-length
+    regularisation, EMA, style mixing). Writes OUT/network-snapshot-*.safetensors (+ .json),
+    OUT/fakes*.png, OUT/log.jsonl and OUT/state.pt; rerunning the command resumes exactly."""
+    from .device import pick_device
+    from .train.stylegan2 import train
+    train(data, out, cfg=cfg, kimg=kimg, seed=seed, snap_kimg=snap, sample_kimg=sample_kimg,
+          device=pick_device(device), xflip=mirror, batch=batch, channel_base=channel_base,
+          channel_max=channel_max, map=map_layers, z_dim=z_dim, w_dim=w_dim, gamma=gamma)
+    console.print(f"done: {out}")
+
+
 data_app = typer.Typer(help="Training data: build datasets, inspect them.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

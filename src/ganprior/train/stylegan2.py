@@ -1,0 +1,283 @@
+"""StyleGAN2 training with NVIDIA's recipe (stylegan2-ada-pytorch `training_loop.py`, `loss.py`).
+
+- Non-saturating logistic loss; lazy R1 on reals (gamma, every 16 minibatches) and path-length
+  regularisation (weight 2, every 4, batch shrink 2, decay 0.01), each scaled by its interval.
+- Adam betas (0, 0.99), eps 1e-8; lazy-regularisation correction: lr * c and betas ** c with
+  c = interval / (interval + 1). Mapping lr x0.01 and equalised LR live in the layers.
+- Style mixing with probability 0.9; G EMA with half-life `ema_kimg` and ramp-up 0.05;
+  minibatch-stddev group size from the preset; x-flips from the dataset.
+- Presets mirror NVIDIA's: `auto` (their formula from resolution and GPU count), `paper256`,
+  `cifar`; model size can be overridden for CPU-sized models.
+- Output folder: `state.pt` (everything needed to resume exactly, written atomically),
+  `network-snapshot-KKKKKK.{safetensors,json}` (native G_ema + D), `fakesKKKKKK.png` sample
+  grids, `log.jsonl` (kimg, s/kimg, losses). Rerunning the same command resumes.
+
+Not yet: ADA augmentation, DDP (see the issue notes).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..checkpoints import save_native
+from ..files import atomic_write
+from ..images import grid, save_image, to_uint8
+from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+
+PRESETS = {
+    "paper256": dict(mb=64, mbstd=8, fmaps=0.5, lrate=0.0025, gamma=1.0, ema=20, ramp=None,
+                     map=8, pl_weight=2.0, mixing=0.9, d_arch="resnet"),
+    "cifar": dict(mb=64, mbstd=32, fmaps=1.0, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05,
+                  map=2, pl_weight=0.0, mixing=0.0, d_arch="orig"),
+}
+
+
+def resolve_config(cfg: str, resolution: int, gpus: int = 1, c_dim: int = 0, **overrides) -> dict:
+    """Hyperparameters and network kwargs for a preset; `overrides` (batch, channel_base,
+    channel_max, map, z_dim, w_dim, gamma, lrate, ema, mbstd) replace single values."""
+    if cfg == "auto":  # NVIDIA's heuristics
+        mb = max(min(gpus * min(4096 // resolution, 32), 64), gpus)
+        spec = dict(mb=mb, mbstd=min(mb // gpus, 4), fmaps=1.0 if resolution >= 512 else 0.5,
+                    lrate=0.002 if resolution >= 1024 else 0.0025,
+                    gamma=0.0002 * resolution ** 2 / mb, ema=mb * 10 / 32, ramp=0.05, map=2,
+                    pl_weight=2.0, mixing=0.9, d_arch="resnet")
+    elif cfg in PRESETS:
+        spec = dict(PRESETS[cfg])
+    else:
+        raise ValueError(f"unknown --cfg {cfg!r}: auto, paper256 or cifar")
+    o = {k: v for k, v in overrides.items() if v is not None}
+    if "batch" in o:
+        spec["mb"] = o.pop("batch")
+    for k in ("gamma", "lrate", "ema", "mbstd", "map"):
+        if k in o:
+            spec[k] = o.pop(k)
+    channel_base = o.pop("channel_base", int(spec["fmaps"] * 32768))
+    channel_max = o.pop("channel_max", 512)
+    z_dim, w_dim = o.pop("z_dim", 512), o.pop("w_dim", 512)
+    if o:
+        raise ValueError(f"unknown overrides {sorted(o)}")
+    spec["G_kwargs"] = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=resolution,
+                            img_channels=3, mapping_kwargs=dict(num_layers=spec["map"]),
+                            synthesis_kwargs=dict(channel_base=channel_base,
+                                                  channel_max=channel_max, conv_clamp=256))
+    spec["D_kwargs"] = dict(c_dim=c_dim, img_resolution=resolution, img_channels=3,
+                            architecture=spec["d_arch"], channel_base=channel_base,
+                            channel_max=channel_max, conv_clamp=256,
+                            epilogue_kwargs=dict(mbstd_group_size=spec["mbstd"]))
+    spec.update(cfg=cfg, G_reg_interval=4, D_reg_interval=16, pl_batch_shrink=2, pl_decay=0.01)
+    return spec
+
+
+# --- loss terms (plain functions: tested against hand-computed values) -------------------------
+
+def r1_penalty(D, real, c):
+    """Per-sample ||grad_x D(x)||^2 on real images (to be scaled by gamma / 2)."""
+    real = real.detach().requires_grad_(True)
+    logits = D(real, c)
+    (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+    return grad.square().sum(dim=[1, 2, 3])
+
+
+def path_length_penalty(synthesize, ws, pl_mean, decay):
+    """(per-sample (|J_w^T y| - a)^2, new running mean a) with y ~ N(0, I) / sqrt(H W)."""
+    img = synthesize(ws)
+    noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+    (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+    lengths = grad.square().sum(2).mean(1).sqrt()
+    new_mean = pl_mean.lerp(lengths.mean().detach(), decay)
+    return (lengths - new_mean).square(), new_mean
+
+
+def run_generator(G, z, c, mixing_prob):
+    """G forward as in training: random noise, w_avg tracking, style mixing."""
+    ws = G.mapping(z, c, update_w_avg=True)
+    if mixing_prob > 0:
+        cutoff = int(torch.randint(1, ws.shape[1], ()))
+        if torch.rand(()) >= mixing_prob:
+            cutoff = ws.shape[1]
+        ws = torch.cat([ws[:, :cutoff], G.mapping(torch.randn_like(z), c)[:, cutoff:]], dim=1)
+    return G.synthesis(ws, noise_mode="random"), ws
+
+
+class Trainer:
+    def __init__(self, dataset, spec: dict, seed: int = 0, device="cpu"):
+        self.dataset, self.spec, self.device = dataset, spec, torch.device(device)
+        torch.manual_seed(seed)
+        self.G = StyleGAN2Generator(**spec["G_kwargs"]).train().to(self.device)
+        self.D = StyleGAN2Discriminator(**spec["D_kwargs"]).train().to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opts = {}
+        for name, net, interval in (("G", self.G, spec["G_reg_interval"]),
+                                    ("D", self.D, spec["D_reg_interval"])):
+            ratio = interval / (interval + 1)  # lazy regularisation correction
+            self.opts[name] = torch.optim.Adam(net.parameters(), lr=spec["lrate"] * ratio,
+                                               betas=(0.0, 0.99 ** ratio), eps=1e-8)
+        self.pl_mean = torch.zeros([], device=self.device)
+        self.nimg, self.step = 0, 0
+        self.data_rng = torch.Generator().manual_seed(seed)
+        self.fixed_z = torch.randn(32, self.G.z_dim, generator=torch.Generator().manual_seed(seed + 1))
+
+    # --- data -------------------------------------------------------------------------------
+    def real_batch(self, n):
+        idx = torch.randint(len(self.dataset), (n,), generator=self.data_rng).tolist()
+        imgs, cs = zip(*(self.dataset[i] for i in idx))
+        return torch.stack(imgs).to(self.device), torch.stack(cs).to(self.device)
+
+    def random_c(self, n):
+        if self.G.c_dim == 0:
+            return torch.zeros(n, 0, device=self.device)
+        return self.real_batch(n)[1]  # labels drawn from the data distribution
+
+    # --- one minibatch: G main (+ path length every 4), D main (+ R1 every 16) -----------------
+    def train_step(self) -> dict:
+        s, n = self.spec, self.spec["mb"]
+        G, D, logs = self.G, self.D, {}
+        real, real_c = self.real_batch(n)
+
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        z, c = torch.randn(n, G.z_dim, device=self.device), self.random_c(n)
+        fake, _ = run_generator(G, z, c, s["mixing"])
+        loss = F.softplus(-D(fake, c)).mean()
+        logs["loss_G"] = loss.item()
+        if s["pl_weight"] > 0 and self.step % s["G_reg_interval"] == 0:
+            m = max(n // s["pl_batch_shrink"], 1)
+            ws = G.mapping(torch.randn(m, G.z_dim, device=self.device), self.random_c(m),
+                           update_w_avg=True)
+            pen, self.pl_mean = path_length_penalty(
+                lambda w: G.synthesis(w, noise_mode="random"), ws, self.pl_mean, s["pl_decay"])
+            loss = loss + pen.mean() * s["pl_weight"] * s["G_reg_interval"]
+            logs["pl_penalty"] = pen.mean().item()
+        self.opts["G"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.opts["G"].step()
+
+        G.requires_grad_(False)
+        D.requires_grad_(True)
+        with torch.no_grad():
+            z, c = torch.randn(n, G.z_dim, device=self.device), self.random_c(n)
+            fake, _ = run_generator(G, z, c, s["mixing"])
+        loss = F.softplus(D(fake, c)).mean() + F.softplus(-D(real, real_c)).mean()
+        logs["loss_D"] = loss.item()
+        if s["gamma"] > 0 and self.step % s["D_reg_interval"] == 0:
+            pen = r1_penalty(D, real, real_c)
+            loss = loss + pen.mean() * (s["gamma"] / 2) * s["D_reg_interval"]
+            logs["r1_penalty"] = pen.mean().item()
+        self.opts["D"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.opts["D"].step()
+        D.requires_grad_(False)
+
+        self.nimg += n
+        self.step += 1
+        self.update_ema()
+        return logs
+
+    @torch.no_grad()
+    def update_ema(self):
+        ema_nimg = self.spec["ema"] * 1000
+        if self.spec["ramp"] is not None:
+            ema_nimg = min(ema_nimg, self.nimg * self.spec["ramp"])
+        beta = 0.5 ** (self.spec["mb"] / max(ema_nimg, 1e-8))
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.copy_(p.lerp(p_ema, beta))
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    # --- state ------------------------------------------------------------------------------
+    def state_dict(self):
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+                "opt_G": self.opts["G"].state_dict(), "opt_D": self.opts["D"].state_dict(),
+                "pl_mean": self.pl_mean, "nimg": self.nimg, "step": self.step,
+                "torch_rng": torch.get_rng_state(), "data_rng": self.data_rng.get_state(),
+                "spec": json.dumps(self.spec)}
+
+    def load_state_dict(self, st):
+        if json.loads(st["spec"]) != json.loads(json.dumps(self.spec)):
+            raise ValueError("the run in this folder used other settings; use a new --out "
+                             "or the same options")
+        self.G.load_state_dict(st["G"])
+        self.D.load_state_dict(st["D"])
+        self.G_ema.load_state_dict(st["G_ema"])
+        self.opts["G"].load_state_dict(st["opt_G"])
+        self.opts["D"].load_state_dict(st["opt_D"])
+        self.pl_mean = st["pl_mean"].to(self.device)
+        self.nimg, self.step = int(st["nimg"]), int(st["step"])
+        torch.set_rng_state(st["torch_rng"])
+        self.data_rng.set_state(st["data_rng"])
+
+    def sample_grid(self):
+        with torch.no_grad():
+            c = self.G_ema.class_vector(len(self.fixed_z), 0 if self.G_ema.c_dim else None)
+            img = self.G_ema(self.fixed_z.to(self.device), c, noise_mode="const")
+        return grid(to_uint8(img), cols=8)
+
+
+def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10, device="cpu",
+          xflip=True, progress=True, **overrides) -> Trainer:
+    from ..data import ImageDataset
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    probe = ImageDataset(data, resolution=8)
+    res = _dataset_resolution(probe)
+    dataset = ImageDataset(data, res, xflip=xflip)
+    spec = resolve_config(cfg, res, c_dim=dataset.c_dim, **overrides)
+    spec.update(data=str(data), kimg=kimg, seed=seed, xflip=xflip)
+    trainer = Trainer(dataset, spec, seed=seed, device=device)
+    state_path = out / "state.pt"
+    if state_path.exists():
+        trainer.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
+    total = kimg * 1000
+    bar = tqdm(total=total, initial=min(trainer.nimg, total), unit="img", unit_scale=True,
+               desc="train stylegan2", disable=not progress)
+    t_last, n_last = time.time(), trainer.nimg
+    next_snap = (trainer.nimg // (snap_kimg * 1000) + 1) * snap_kimg * 1000
+    next_sample = (trainer.nimg // (sample_kimg * 1000) + 1) * sample_kimg * 1000
+    while trainer.nimg < total:
+        logs = trainer.train_step()
+        bar.update(spec["mb"])
+        bar.set_postfix(G=f"{logs['loss_G']:.3f}", D=f"{logs['loss_D']:.3f}")
+        done = trainer.nimg >= total
+        if trainer.nimg >= next_sample or done:
+            save_image(trainer.sample_grid(), out / f"fakes{trainer.nimg // 1000:06d}.png")
+            next_sample += sample_kimg * 1000
+        if trainer.nimg >= next_snap or done:
+            now = time.time()
+            sec_per_kimg = (now - t_last) / max((trainer.nimg - n_last) / 1000, 1e-9)
+            t_last, n_last = now, trainer.nimg
+            _snapshot(trainer, out, sec_per_kimg, logs)
+            next_snap += snap_kimg * 1000
+    bar.close()
+    return trainer
+
+
+def _dataset_resolution(ds) -> int:
+    from PIL import Image
+    with ds._open(ds.names[0]) as f:
+        w, h = Image.open(f).size
+    res = 2 ** int(np.floor(np.log2(min(w, h))))
+    if res < 8:
+        raise ValueError(f"images of {w}x{h} are too small to train on")
+    return res
+
+
+def _snapshot(trainer, out, sec_per_kimg, logs):
+    kimg = trainer.nimg / 1000
+    stem = out / f"network-snapshot-{int(kimg):06d}"
+    prov = {"summary": f"StyleGAN2 trained by ganprior, {kimg:.1f} kimg",
+            "training": {k: v for k, v in trainer.spec.items() if k not in ("G_kwargs", "D_kwargs")},
+            "kimg": kimg}
+    save_native(stem, trainer.G_ema, trainer.D, provenance=prov)
+    state = trainer.state_dict()
+    atomic_write(out / "state.pt", lambda tmp: torch.save(state, tmp))
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps({"kimg": kimg, "sec_per_kimg": sec_per_kimg, "time": time.time(),
+                            **logs}) + "\n")

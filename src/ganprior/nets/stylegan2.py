@@ -255,16 +255,17 @@ class SynthesisNetwork(nn.Module):
         `x` replaces the input of block `start` (for the first block: the learned constant).
 
         Speed choices (results agree to float rounding, see BENCHMARKS.md): on CPU, shared
-        convs on channels-last tensors are fastest at every batch size measured (oneDNN's
-        transposed conv is ~3x faster channels-last); elsewhere, NVIDIA's choice of one grouped
-        conv per layer (fused_modconv) at batch 1.
+        convs are fastest at every batch size measured, on channels-last tensors when no
+        gradients are needed (oneDNN's transposed conv is ~3x faster channels-last) but not
+        under autograd (its backward is slower: 12 vs 17 it/s at 64 px); elsewhere, NVIDIA's
+        choice of one grouped conv per layer (fused_modconv) at batch 1.
         """
         ws = ws.float()
         on_cpu = ws.device.type == "cpu"
         if fused_modconv is None:
             fused_modconv = ws.shape[0] == 1 and not on_cpu
         if channels_last is None:
-            channels_last = on_cpu and not fused_modconv
+            channels_last = on_cpu and not fused_modconv and not torch.is_grad_enabled()
         stop = len(self.block_resolutions) if stop is None else stop
         if channels_last and x is not None:
             x = x.contiguous(memory_format=torch.channels_last)

@@ -84,3 +84,15 @@ def test_weights_download_offline_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(GanpriorError, match="cannot download vgg16.*by hand"):
         weights.download("vgg16", timeout=5)
     assert weights.find("vgg16") is None
+
+
+def test_c2st_separates_what_differs_and_not_what_does_not():
+    from ganprior.metrics.c2st import c2st_accuracy
+    g = torch.Generator().manual_seed(0)
+    smooth = lambda n: torch.nn.functional.interpolate(torch.rand(n, 3, 8, 8, generator=g) * 2 - 1, size=32, mode="bilinear")  # noqa: E731
+    a, b = smooth(200), smooth(200)
+    noise = torch.rand(200, 3, 32, 32, generator=g) * 2 - 1
+    same = c2st_accuracy(a, b, steps=150)
+    different = c2st_accuracy(a, noise, steps=150)
+    assert abs(same - 0.5) < 0.1 and different > 0.95
+    assert c2st_accuracy(a, noise, steps=150) == different  # deterministic

@@ -38,7 +38,7 @@ def test_path_length_matches_hand_computed():
 @pytest.fixture
 def dataset(tmp_path):
     rng = np.random.RandomState(0)
-    for i in range(8):
+    for i in range(80):  # 72 for training, 8 held out for the C2ST
         Image.fromarray(rng.randint(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
     return tmp_path
 
@@ -105,9 +105,24 @@ def test_train_command_writes_snapshots_and_resumes(dataset, tmp_path):
     assert snaps and (out / "state.pt").exists() and list(out.glob("fakes*.png"))
     log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["kimg"] == pytest.approx(0.016) and "sec_per_kimg" in log[-1]
+    assert log[-1]["c2st_images"] == 8 and 0 <= log[-1]["c2st_accuracy"] <= 1
     nets = load_networks(out / snaps[-1].replace(".json", ".safetensors"))
     assert nets["G"].img_resolution == 16 and "D" in nets
     t = train(dataset, out, **kw)  # finished: resumes and does nothing more
     assert t.nimg == 16
     with pytest.raises(ValueError, match="other settings"):
         train(dataset, out, **dict(kw, gamma=5.0))
+
+
+def test_holdout_is_never_trained_on(dataset):
+    ds = ImageDataset(dataset, 16)
+    t = Trainer(ds, small_spec())
+    seen = []
+    original = ds.__class__.__getitem__
+    ds.__class__.__getitem__ = lambda self, i: (seen.append(i), original(self, i))[1]
+    try:
+        for _ in range(50):
+            t.real_batch(4)
+    finally:
+        ds.__class__.__getitem__ = original
+    assert t.n_holdout == 8 and max(seen) < 72

@@ -10,7 +10,9 @@
   `cifar`; model size can be overridden for CPU-sized models.
 - Output folder: `state.pt` (everything needed to resume exactly, written atomically),
   `network-snapshot-KKKKKK.{safetensors,json}` (native G_ema + D), `fakesKKKKKK.png` sample
-  grids, `log.jsonl` (kimg, s/kimg, losses). Rerunning the same command resumes.
+  grids, `log.jsonl` (kimg, s/kimg, losses, quality). Rerunning the same command resumes.
+- Quality at every snapshot, offline: a classifier two-sample test between G_ema samples and
+  the last tenth of the data (up to 500 images), which training never sees (0.5 is best).
 
 Not yet: ADA augmentation, DDP (see the issue notes).
 """
@@ -120,6 +122,9 @@ class Trainer:
             ratio = interval / (interval + 1)  # lazy regularisation correction
             self.opts[name] = torch.optim.Adam(net.parameters(), lr=spec["lrate"] * ratio,
                                                betas=(0.0, 0.99 ** ratio), eps=1e-8)
+        # the last tenth of the data (up to 500 images) is held out for the C2ST quality measure
+        self.n_holdout = min(500, len(dataset) // 10)
+        self.n_train = len(dataset) - self.n_holdout
         self.pl_mean = torch.zeros([], device=self.device)
         self.nimg, self.step = 0, 0
         self.data_rng = torch.Generator().manual_seed(seed)
@@ -127,7 +132,7 @@ class Trainer:
 
     # --- data -------------------------------------------------------------------------------
     def real_batch(self, n):
-        idx = torch.randint(len(self.dataset), (n,), generator=self.data_rng).tolist()
+        idx = torch.randint(self.n_train, (n,), generator=self.data_rng).tolist()
         imgs, cs = zip(*(self.dataset[i] for i in idx))
         return torch.stack(imgs).to(self.device), torch.stack(cs).to(self.device)
 
@@ -214,6 +219,25 @@ class Trainer:
         torch.set_rng_state(st["torch_rng"])
         self.data_rng.set_state(st["data_rng"])
 
+    @torch.no_grad()
+    def quality(self, seed: int = 0) -> dict:
+        """C2ST accuracy of G_ema samples against held-out real images (0.5 = indistinguishable)."""
+        from ..metrics.c2st import c2st_accuracy
+        if self.n_holdout < 8:
+            return {}
+        flip, self.dataset.xflip = self.dataset.xflip, False
+        real = torch.stack([self.dataset[i][0] for i in range(self.n_train, len(self.dataset))])
+        self.dataset.xflip = flip
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(len(real), self.G_ema.z_dim, generator=g).to(self.device)
+        c = torch.zeros(len(real), self.G_ema.c_dim, device=self.device)
+        if self.G_ema.c_dim:
+            c[torch.arange(len(real)), torch.randint(self.G_ema.c_dim, (len(real),), generator=g)] = 1
+        fake = torch.cat([self.G_ema(z[i:i + 64], c[i:i + 64], noise_mode="const")
+                          for i in range(0, len(z), 64)]).cpu()
+        return {"c2st_accuracy": c2st_accuracy(real.cpu(), fake, seed=seed),
+                "c2st_images": len(real)}
+
     def sample_grid(self):
         with torch.no_grad():
             c = self.G_ema.class_vector(len(self.fixed_z), 0 if self.G_ema.c_dim else None)
@@ -272,9 +296,11 @@ def _dataset_resolution(ds) -> int:
 def _snapshot(trainer, out, sec_per_kimg, logs):
     kimg = trainer.nimg / 1000
     stem = out / f"network-snapshot-{int(kimg):06d}"
+    quality = trainer.quality()
     prov = {"summary": f"StyleGAN2 trained by ganprior, {kimg:.1f} kimg",
             "training": {k: v for k, v in trainer.spec.items() if k not in ("G_kwargs", "D_kwargs")},
-            "kimg": kimg}
+            "kimg": kimg, "quality": quality}
+    logs = dict(logs, **quality)
     save_native(stem, trainer.G_ema, trainer.D, provenance=prov)
     state = trainer.state_dict()
     atomic_write(out / "state.pt", lambda tmp: torch.save(state, tmp))

@@ -126,3 +126,23 @@ def test_holdout_is_never_trained_on(dataset):
     finally:
         ds.__class__.__getitem__ = original
     assert t.n_holdout == 8 and max(seen) < 72
+
+
+def test_torchrun_two_processes_stay_in_sync(dataset, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    torchrun = Path(sys.executable).parent / "torchrun"
+    r = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533",
+                        "-m", "ganprior.cli", "train", "stylegan2", "--data", str(dataset),
+                        "--out", str(tmp_path / "run"), "--kimg", "1", "--batch", "8",
+                        "--snap", "1", "--sample-kimg", "1", "--channel-base", "128",
+                        "--channel-max", "16", "--map", "2", "--z-dim", "16", "--w-dim", "16",
+                        "--device", "cpu"],
+                       capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["processes"] == 2 and log[-1]["ddp_consistent"] is True
+    assert log[-1]["kimg"] == pytest.approx(1.0, abs=0.01)

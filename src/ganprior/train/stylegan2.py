@@ -14,7 +14,10 @@
 - Quality at every snapshot, offline: a classifier two-sample test between G_ema samples and
   the last tenth of the data (up to 500 images), which training never sees (0.5 is best).
 
-Not yet: ADA augmentation, DDP (see the issue notes).
+- Several processes: `torchrun --nproc_per_node K -m ganprior.cli train stylegan2 ...` splits
+  the batch across processes (gloo on CPU, nccl on CUDA); rank 0 writes all outputs.
+
+Not yet: ADA augmentation.
 """
 from __future__ import annotations
 
@@ -110,8 +113,16 @@ def run_generator(G, z, c, mixing_prob):
 
 
 class Trainer:
-    def __init__(self, dataset, spec: dict, seed: int = 0, device="cpu"):
+    """One process's share of training. With `world` > 1 (torchrun), every rank builds the same
+    networks (same seed), draws its own data and noise, and gradients are averaged across ranks
+    before each optimiser step (all_reduce, as NVIDIA's training loop does by hand)."""
+
+    def __init__(self, dataset, spec: dict, seed: int = 0, device="cpu", rank: int = 0,
+                 world: int = 1):
         self.dataset, self.spec, self.device = dataset, spec, torch.device(device)
+        self.seed, self.rank, self.world = seed, rank, world
+        if spec["mb"] % world:
+            raise ValueError(f"batch {spec['mb']} is not divisible by {world} processes")
         torch.manual_seed(seed)
         self.G = StyleGAN2Generator(**spec["G_kwargs"]).train().to(self.device)
         self.D = StyleGAN2Discriminator(**spec["D_kwargs"]).train().to(self.device)
@@ -127,7 +138,7 @@ class Trainer:
         self.n_train = len(dataset) - self.n_holdout
         self.pl_mean = torch.zeros([], device=self.device)
         self.nimg, self.step = 0, 0
-        self.data_rng = torch.Generator().manual_seed(seed)
+        self.data_rng = torch.Generator()
         self.fixed_z = torch.randn(32, self.G.z_dim, generator=torch.Generator().manual_seed(seed + 1))
 
     # --- data -------------------------------------------------------------------------------
@@ -142,9 +153,28 @@ class Trainer:
         return self.real_batch(n)[1]  # labels drawn from the data distribution
 
     # --- one minibatch: G main (+ path length every 4), D main (+ R1 every 16) -----------------
+    def _seed_step(self):
+        """All randomness of a step derives from (seed, step, rank): resuming needs no RNG state."""
+        step_seed = ((self.seed * 1_000_003 + self.step) * 1024 + self.rank) % (2 ** 63)
+        torch.manual_seed(step_seed)
+        self.data_rng.manual_seed(step_seed)
+
+    def _sync_grads(self, net):
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+        params = [p for p in net.parameters() if p.grad is not None]
+        if params:
+            flat = torch.cat([p.grad.flatten() for p in params])
+            dist.all_reduce(flat)
+            flat /= self.world
+            for p, g in zip(params, flat.split([p.numel() for p in params])):
+                p.grad.copy_(g.reshape(p.shape))
+
     def train_step(self) -> dict:
-        s, n = self.spec, self.spec["mb"]
+        s, n = self.spec, self.spec["mb"] // self.world
         G, D, logs = self.G, self.D, {}
+        self._seed_step()
         real, real_c = self.real_batch(n)
 
         G.requires_grad_(True)
@@ -163,6 +193,7 @@ class Trainer:
             logs["pl_penalty"] = pen.mean().item()
         self.opts["G"].zero_grad(set_to_none=True)
         loss.backward()
+        self._sync_grads(G)
         self.opts["G"].step()
 
         G.requires_grad_(False)
@@ -178,10 +209,11 @@ class Trainer:
             logs["r1_penalty"] = pen.mean().item()
         self.opts["D"].zero_grad(set_to_none=True)
         loss.backward()
+        self._sync_grads(D)
         self.opts["D"].step()
         D.requires_grad_(False)
 
-        self.nimg += n
+        self.nimg += s["mb"]  # the global batch
         self.step += 1
         self.update_ema()
         return logs
@@ -202,8 +234,7 @@ class Trainer:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_G": self.opts["G"].state_dict(), "opt_D": self.opts["D"].state_dict(),
                 "pl_mean": self.pl_mean, "nimg": self.nimg, "step": self.step,
-                "torch_rng": torch.get_rng_state(), "data_rng": self.data_rng.get_state(),
-                "spec": json.dumps(self.spec)}
+                "seed": self.seed, "spec": json.dumps(self.spec)}
 
     def load_state_dict(self, st):
         if json.loads(st["spec"]) != json.loads(json.dumps(self.spec)):
@@ -215,9 +246,7 @@ class Trainer:
         self.opts["G"].load_state_dict(st["opt_G"])
         self.opts["D"].load_state_dict(st["opt_D"])
         self.pl_mean = st["pl_mean"].to(self.device)
-        self.nimg, self.step = int(st["nimg"]), int(st["step"])
-        torch.set_rng_state(st["torch_rng"])
-        self.data_rng.set_state(st["data_rng"])
+        self.nimg, self.step, self.seed = int(st["nimg"]), int(st["step"]), int(st["seed"])
 
     @torch.no_grad()
     def quality(self, seed: int = 0) -> dict:
@@ -238,6 +267,10 @@ class Trainer:
         return {"c2st_accuracy": c2st_accuracy(real.cpu(), fake, seed=seed),
                 "c2st_images": len(real)}
 
+    def weights_checksum(self) -> float:
+        return float(sum(p.double().sum() for p in self.G.parameters()) +
+                     sum(p.double().sum() for p in self.D.parameters()))
+
     def sample_grid(self):
         with torch.no_grad():
             c = self.G_ema.class_vector(len(self.fixed_z), 0 if self.G_ema.c_dim else None)
@@ -247,7 +280,17 @@ class Trainer:
 
 def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10, device="cpu",
           xflip=True, progress=True, **overrides) -> Trainer:
+    import os
+
     from ..data import ImageDataset
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:
+        import torch.distributed as dist
+        device = torch.device(device)
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     probe = ImageDataset(data, resolution=8)
@@ -255,13 +298,13 @@ def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10
     dataset = ImageDataset(data, res, xflip=xflip)
     spec = resolve_config(cfg, res, c_dim=dataset.c_dim, **overrides)
     spec.update(data=str(data), kimg=kimg, seed=seed, xflip=xflip)
-    trainer = Trainer(dataset, spec, seed=seed, device=device)
+    trainer = Trainer(dataset, spec, seed=seed, device=device, rank=rank, world=world)
     state_path = out / "state.pt"
     if state_path.exists():
         trainer.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
     total = kimg * 1000
     bar = tqdm(total=total, initial=min(trainer.nimg, total), unit="img", unit_scale=True,
-               desc="train stylegan2", disable=not progress)
+               desc="train stylegan2", disable=not progress or rank != 0)
     t_last, n_last = time.time(), trainer.nimg
     next_snap = (trainer.nimg // (snap_kimg * 1000) + 1) * snap_kimg * 1000
     next_sample = (trainer.nimg // (sample_kimg * 1000) + 1) * sample_kimg * 1000
@@ -271,16 +314,30 @@ def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10
         bar.set_postfix(G=f"{logs['loss_G']:.3f}", D=f"{logs['loss_D']:.3f}")
         done = trainer.nimg >= total
         if trainer.nimg >= next_sample or done:
-            save_image(trainer.sample_grid(), out / f"fakes{trainer.nimg // 1000:06d}.png")
+            if rank == 0:
+                save_image(trainer.sample_grid(), out / f"fakes{trainer.nimg // 1000:06d}.png")
             next_sample += sample_kimg * 1000
         if trainer.nimg >= next_snap or done:
             now = time.time()
             sec_per_kimg = (now - t_last) / max((trainer.nimg - n_last) / 1000, 1e-9)
             t_last, n_last = now, trainer.nimg
-            _snapshot(trainer, out, sec_per_kimg, logs)
+            if world > 1:  # every rank must hold the same weights
+                logs = dict(logs, ddp_consistent=_ranks_agree(trainer), processes=world)
+            if rank == 0:
+                _snapshot(trainer, out, sec_per_kimg, logs)
             next_snap += snap_kimg * 1000
     bar.close()
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()
     return trainer
+
+
+def _ranks_agree(trainer) -> bool:
+    import torch.distributed as dist
+    sums = [None] * trainer.world
+    dist.all_gather_object(sums, trainer.weights_checksum())
+    return max(sums) - min(sums) <= 1e-6 * max(1.0, abs(sums[0]))
 
 
 def _dataset_resolution(ds) -> int:

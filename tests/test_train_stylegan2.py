@@ -146,3 +146,43 @@ def test_torchrun_two_processes_stay_in_sync(dataset, tmp_path):
     log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["processes"] == 2 and log[-1]["ddp_consistent"] is True
     assert log[-1]["kimg"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_ada_pipe():
+    from ganprior.train.augment import AugmentPipe, _translate_reflect
+    x = torch.rand(6, 3, 16, 16) * 2 - 1
+    pipe = AugmentPipe(p=0.0)
+    assert pipe(x) is x
+    pipe.p = 1.0
+    xr = x.clone().requires_grad_(True)
+    y = pipe(xr)
+    assert y.shape == x.shape and (y - x).abs().mean() > 0.05
+    y.square().sum().backward()
+    assert xr.grad.abs().sum() > 0
+    t = _translate_reflect(x[0], 2, -3)
+    torch.testing.assert_close(t[:, 2:, :-3], x[0][:, :-2, 3:])  # a pure shift inside
+    # adjustment: D overfits (all real logits positive) -> p rises; the opposite -> p falls to 0
+    pipe = AugmentPipe(p=0.0, interval=2)
+    for _ in range(4):
+        pipe.accumulate(torch.ones(8))
+        pipe.adjust(batch=1000)
+    assert pipe.p == pytest.approx(2 * 1000 * 2 / 500_000)
+    for _ in range(20):
+        pipe.accumulate(-torch.ones(8))
+        pipe.adjust(batch=1000)
+    assert pipe.p == 0.0
+
+
+def test_ada_in_training_and_resume(dataset):
+    spec = small_spec(aug="ada")
+    t = Trainer(ImageDataset(dataset, 16), spec)
+    t.augment.p = 0.3
+    logs = t.train_step()
+    assert "augment_p" in logs
+    st = t.state_dict()
+    u = Trainer(ImageDataset(dataset, 16), spec)
+    u.load_state_dict(st)
+    assert u.augment.p == t.augment.p
+    assert small_spec(aug="noaug")["aug"] == "noaug"
+    with pytest.raises(ValueError, match="unknown --aug"):
+        small_spec(aug="bogus")

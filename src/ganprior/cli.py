@@ -411,6 +411,7 @@ def train_stylegan2(
     snap: int = typer.Option(50, min=1, help="Snapshot every N kimg."),
     sample_kimg: int = typer.Option(10, min=1, help="Sample grid every N kimg."),
     mirror: bool = typer.Option(True, help="Random x-flips of the real images."),
+    aug: str = typer.Option("ada", help="ada (adaptive augmentation, target 0.6) | noaug."),
     seed: int = typer.Option(0),
     device: str = DeviceOpt,
 ):
@@ -421,7 +422,8 @@ def train_stylegan2(
     from .train.stylegan2 import train
     train(data, out, cfg=cfg, kimg=kimg, seed=seed, snap_kimg=snap, sample_kimg=sample_kimg,
           device=pick_device(device), xflip=mirror, batch=batch, channel_base=channel_base,
-          channel_max=channel_max, map=map_layers, z_dim=z_dim, w_dim=w_dim, gamma=gamma)
+          channel_max=channel_max, map=map_layers, z_dim=z_dim, w_dim=w_dim, gamma=gamma,
+          aug=aug)
     console.print(f"done: {out}")
 
 

@@ -17,7 +17,8 @@
 - Several processes: `torchrun --nproc_per_node K -m ganprior.cli train stylegan2 ...` splits
   the batch across processes (gloo on CPU, nccl on CUDA); rank 0 writes all outputs.
 
-Not yet: ADA augmentation.
+- ADA (`aug="ada"`, NVIDIA's default): the "bgc" blit and colour ops without resampling,
+  p adapted towards E[sign(D(real))] = 0.6 every 4 minibatches (see `augment.py`).
 """
 from __future__ import annotations
 
@@ -45,9 +46,12 @@ PRESETS = {
 }
 
 
-def resolve_config(cfg: str, resolution: int, gpus: int = 1, c_dim: int = 0, **overrides) -> dict:
+def resolve_config(cfg: str, resolution: int, gpus: int = 1, c_dim: int = 0, aug: str = "ada",
+                   **overrides) -> dict:
     """Hyperparameters and network kwargs for a preset; `overrides` (batch, channel_base,
     channel_max, map, z_dim, w_dim, gamma, lrate, ema, mbstd) replace single values."""
+    if aug not in ("ada", "noaug"):
+        raise ValueError(f"unknown --aug {aug!r}: ada or noaug")
     if cfg == "auto":  # NVIDIA's heuristics
         mb = max(min(gpus * min(4096 // resolution, 32), 64), gpus)
         spec = dict(mb=mb, mbstd=min(mb // gpus, 4), fmaps=1.0 if resolution >= 512 else 0.5,
@@ -77,7 +81,8 @@ def resolve_config(cfg: str, resolution: int, gpus: int = 1, c_dim: int = 0, **o
                             architecture=spec["d_arch"], channel_base=channel_base,
                             channel_max=channel_max, conv_clamp=256,
                             epilogue_kwargs=dict(mbstd_group_size=spec["mbstd"]))
-    spec.update(cfg=cfg, G_reg_interval=4, D_reg_interval=16, pl_batch_shrink=2, pl_decay=0.01)
+    spec.update(cfg=cfg, G_reg_interval=4, D_reg_interval=16, pl_batch_shrink=2, pl_decay=0.01,
+                aug=aug, ada_target=0.6)
     return spec
 
 
@@ -133,6 +138,8 @@ class Trainer:
             ratio = interval / (interval + 1)  # lazy regularisation correction
             self.opts[name] = torch.optim.Adam(net.parameters(), lr=spec["lrate"] * ratio,
                                                betas=(0.0, 0.99 ** ratio), eps=1e-8)
+        from .augment import AugmentPipe
+        self.augment = AugmentPipe(target=spec.get("ada_target", 0.6)) if spec.get("aug") == "ada" else None
         # the last tenth of the data (up to 500 images) is held out for the C2ST quality measure
         self.n_holdout = min(500, len(dataset) // 10)
         self.n_train = len(dataset) - self.n_holdout
@@ -159,6 +166,9 @@ class Trainer:
         torch.manual_seed(step_seed)
         self.data_rng.manual_seed(step_seed)
 
+    def aug(self, x):
+        return x if self.augment is None else self.augment(x)
+
     def _sync_grads(self, net):
         if self.world == 1:
             return
@@ -181,7 +191,7 @@ class Trainer:
         D.requires_grad_(False)
         z, c = torch.randn(n, G.z_dim, device=self.device), self.random_c(n)
         fake, _ = run_generator(G, z, c, s["mixing"])
-        loss = F.softplus(-D(fake, c)).mean()
+        loss = F.softplus(-D(self.aug(fake), c)).mean()
         logs["loss_G"] = loss.item()
         if s["pl_weight"] > 0 and self.step % s["G_reg_interval"] == 0:
             m = max(n // s["pl_batch_shrink"], 1)
@@ -201,10 +211,13 @@ class Trainer:
         with torch.no_grad():
             z, c = torch.randn(n, G.z_dim, device=self.device), self.random_c(n)
             fake, _ = run_generator(G, z, c, s["mixing"])
-        loss = F.softplus(D(fake, c)).mean() + F.softplus(-D(real, real_c)).mean()
+        real_logits = D(self.aug(real), real_c)
+        loss = F.softplus(D(self.aug(fake), c)).mean() + F.softplus(-real_logits).mean()
         logs["loss_D"] = loss.item()
+        if self.augment is not None:
+            self.augment.accumulate(real_logits)
         if s["gamma"] > 0 and self.step % s["D_reg_interval"] == 0:
-            pen = r1_penalty(D, real, real_c)
+            pen = r1_penalty(lambda x, c: D(self.aug(x), c), real, real_c)
             loss = loss + pen.mean() * (s["gamma"] / 2) * s["D_reg_interval"]
             logs["r1_penalty"] = pen.mean().item()
         self.opts["D"].zero_grad(set_to_none=True)
@@ -213,6 +226,9 @@ class Trainer:
         self.opts["D"].step()
         D.requires_grad_(False)
 
+        if self.augment is not None:
+            self.augment.adjust(s["mb"])
+            logs["augment_p"] = self.augment.p
         self.nimg += s["mb"]  # the global batch
         self.step += 1
         self.update_ema()
@@ -234,7 +250,8 @@ class Trainer:
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_G": self.opts["G"].state_dict(), "opt_D": self.opts["D"].state_dict(),
                 "pl_mean": self.pl_mean, "nimg": self.nimg, "step": self.step,
-                "seed": self.seed, "spec": json.dumps(self.spec)}
+                "seed": self.seed, "spec": json.dumps(self.spec),
+                "augment_p": self.augment.p if self.augment is not None else 0.0}
 
     def load_state_dict(self, st):
         if json.loads(st["spec"]) != json.loads(json.dumps(self.spec)):
@@ -247,6 +264,8 @@ class Trainer:
         self.opts["D"].load_state_dict(st["opt_D"])
         self.pl_mean = st["pl_mean"].to(self.device)
         self.nimg, self.step, self.seed = int(st["nimg"]), int(st["step"]), int(st["seed"])
+        if self.augment is not None:
+            self.augment.p = float(st["augment_p"])
 
     @torch.no_grad()
     def quality(self, seed: int = 0) -> dict:

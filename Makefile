@@ -31,6 +31,7 @@ bench: setup
 	# the encoder baseline of the inversion table (resumes if interrupted, instant when done)
 	$(BIN)/ganprior train-encoder --model dcgan-digiface64 --steps 1500 --out out/bench/encoder-dcgan
 	$(BIN)/python benchmarks/inversion.py --encoder out/bench/encoder-dcgan
+	$(BIN)/python benchmarks/train.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from ganprior.checkpoints import save_native
 from ganprior.cli import app
 from ganprior.images import to_uint8
-from ganprior.metrics import psnr, to_unit
+from ganprior.metrics import psnr
 
 runner = CliRunner()
 

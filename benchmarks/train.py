@@ -1,0 +1,150 @@
+"""StyleGAN2 training speed (s/kimg): ganprior's Trainer vs NVIDIA's loss + phase schedule.
+
+    NVLABS_SG2ADA=/path/to/stylegan2-ada-pytorch python benchmarks/train.py [--res 64]
+
+Same network config, same batch, same schedule (G main every minibatch, path length every 4,
+D main every minibatch, R1 every 16; Adam with the lazy-regularisation correction), no
+augmentation, fp32, 2 threads. Timing: whole 16-minibatch cycles (one R1 each), alternating
+between the two implementations; the median cycle gives s/kimg. Without the environment variable
+only ganprior is timed. NVIDIA's code is never committed here.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from ganprior.train.stylegan2 import Trainer, resolve_config  # noqa: E402
+
+
+class RandomImages:
+    """A stand-in dataset of fixed random images (speed only; content does not matter)."""
+    def __init__(self, n, res):
+        self.x = torch.rand(n, 3, res, res, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        self.c_dim, self.xflip = 0, False
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], torch.zeros(0)
+
+
+def nvidia_runner(spec):
+    path = os.environ.get("NVLABS_SG2ADA")
+    if not path or not Path(path, "training", "loss.py").exists():
+        return None
+    sys.modules.setdefault("requests", types.ModuleType("requests"))
+    sys.path.insert(0, path)
+    from training.loss import StyleGAN2Loss  # noqa: E402  (NVIDIA's, from the env var path)
+    from training.networks import Discriminator, Generator  # noqa: E402
+
+    torch.manual_seed(0)
+    gk, dk = spec["G_kwargs"], spec["D_kwargs"]
+    G = Generator(**gk).train().requires_grad_(False)
+    D = Discriminator(**dk).train().requires_grad_(False)
+    loss = StyleGAN2Loss(torch.device("cpu"), G.mapping, G.synthesis, D, augment_pipe=None,
+                         style_mixing_prob=spec["mixing"], r1_gamma=spec["gamma"],
+                         pl_weight=spec["pl_weight"])
+    opts = {}
+    for name, net, k in (("G", G, 4), ("D", D, 16)):
+        c = k / (k + 1)
+        opts[name] = torch.optim.Adam(net.parameters(), lr=spec["lrate"] * c, betas=(0.0, 0.99 ** c), eps=1e-8)
+    data = torch.rand(spec["mb"], 3, gk["img_resolution"], gk["img_resolution"]) * 2 - 1
+    c0 = torch.zeros(spec["mb"], 0)
+    state = {"step": 0}
+
+    def step():
+        i, mb = state["step"], spec["mb"]
+        phases = [("Gmain", G, "G", 1), ("Dmain", D, "D", 1)]
+        if i % 4 == 0:
+            phases.insert(1, ("Greg", G, "G", 4))
+        if i % 16 == 0:
+            phases.append(("Dreg", D, "D", 16))
+        for phase, net, opt, gain in phases:
+            opts[opt].zero_grad(set_to_none=True)
+            net.requires_grad_(True)
+            loss.accumulate_gradients(phase=phase, real_img=data, real_c=c0,
+                                      gen_z=torch.randn(mb, gk["z_dim"]), gen_c=c0, sync=True,
+                                      gain=gain)
+            net.requires_grad_(False)
+            opts[opt].step()
+        state["step"] += 1
+    return step
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--res", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--channel-base", type=int, default=4096)
+    ap.add_argument("--channel-max", type=int, default=128)
+    ap.add_argument("--map", type=int, default=4)
+    ap.add_argument("--dim", type=int, default=128, help="z_dim = w_dim")
+    ap.add_argument("--cycles", type=int, default=3)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    spec = resolve_config("auto", args.res, batch=args.batch, channel_base=args.channel_base,
+                          channel_max=args.channel_max, map=args.map, z_dim=args.dim,
+                          w_dim=args.dim, aug="noaug")
+    spec["G_kwargs"]["synthesis_kwargs"]["num_fp16_res"] = 0
+    ours = Trainer(RandomImages(256, args.res), spec)
+    runners = {"ganprior": ours.train_step}
+    nv = nvidia_runner(spec)
+    if nv is not None:
+        runners["NVIDIA reference"] = nv
+    else:
+        print("NVLABS_SG2ADA not set: timing ganprior only", file=sys.stderr)
+    for run in runners.values():  # warm-up: one R1 + path-length minibatch each
+        run()
+    times = {k: [] for k in runners}
+    for _ in range(args.cycles):
+        for name, run in runners.items():
+            t0 = time.perf_counter()
+            for _ in range(16):
+                run()
+            times[name].append(time.perf_counter() - t0)
+    kimg_per_cycle = 16 * args.batch / 1000
+    s_per_kimg = {k: statistics.median(v) / kimg_per_cycle for k, v in times.items()}
+    params = sum(p.numel() for p in ours.G.parameters()) / 1e6
+    lines = [f"Measured {datetime.date.today()} on {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+             f"2 threads, fp32. {args.res} px, batch {args.batch}, channel_base {args.channel_base}, "
+             f"channel_max {args.channel_max}, mapping {args.map} layers, z/w {args.dim} "
+             f"(G {params:.2f} M parameters), R1 γ {spec['gamma']:.4g} every 16, path length "
+             f"every 4, style mixing 0.9, no augmentation; median of {args.cycles} 16-minibatch "
+             f"cycles. Command: `NVLABS_SG2ADA=<checkout> python benchmarks/train.py`.", "",
+             "| implementation | s/kimg | img/s |", "|---|---|---|"]
+    for k, v in s_per_kimg.items():
+        lines.append(f"| {k} | {v:.1f} | {1000 / v:.1f} |")
+    if len(s_per_kimg) == 2:
+        a, b = s_per_kimg["ganprior"], s_per_kimg["NVIDIA reference"]
+        lines.append(f"\nganprior / NVIDIA speed: **{b / a:.2f}x**")
+    table = "\n".join(lines)
+    print(table)
+    if not args.no_write:
+        begin, end = "<!-- train:begin -->", "<!-- train:end -->"
+        path = ROOT / "BENCHMARKS.md"
+        text = path.read_text()
+        block = f"{begin}\n{table}\n{end}"
+        if begin in text:
+            text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+        else:
+            text += f"\n## StyleGAN2 training speed vs NVIDIA (`benchmarks/train.py`)\n\n{block}\n"
+        path.write_text(text)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()

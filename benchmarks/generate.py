@@ -30,6 +30,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from report import write_section  # noqa: E402  (benchmarks/report.py)
+
 SG2_CONFIGS = {
     "stylegan2-64": dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=64, img_channels=3,
                          mapping_kwargs=dict(num_layers=8),
@@ -157,7 +159,7 @@ def main():
     table = render(rows, have_nv)
     print(table)
     if not args.no_write:
-        write_section(table)
+        write_section("generate", "Generator forward (`benchmarks/generate.py`)", table)
 
 
 def render(rows, have_nv):
@@ -188,18 +190,6 @@ def render(rows, have_nv):
             line += f" {mem(best) if best else '–'} |"
         lines.append(line)
     return "\n".join(lines)
-
-
-def write_section(table, begin="<!-- generate:begin -->", end="<!-- generate:end -->"):
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{begin}\n{table}\n{end}"
-    if begin in text:
-        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text += f"\n## Generator forward (`benchmarks/generate.py`)\n\n{block}\n"
-    path.write_text(text)
-
 
 if __name__ == "__main__":
     main()

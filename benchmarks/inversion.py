@@ -28,6 +28,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from report import write_section  # noqa: E402  (benchmarks/report.py)
+
 from ganprior.checkpoints import load_generator  # noqa: E402
 from ganprior.images import grid, load_image, save_image, to_uint8  # noqa: E402
 from ganprior.inversion import invert, make_method  # noqa: E402
@@ -110,7 +112,7 @@ def main():
     table = render(results, methods, args, figures, has_encoder)
     print(table)
     if not args.no_write:
-        write_section(table)
+        write_section("inversion", "GAN inversion: mGANprior Table 1 on the embedded models (`benchmarks/inversion.py`)", table)
 
 
 def render(results, methods, args, figures, has_encoder):
@@ -135,19 +137,6 @@ def render(results, methods, args, figures, has_encoder):
     if not has_encoder:
         lines.append("Rows (b) and (c) need the encoder file; see the command above.")
     return "\n".join(lines)
-
-
-def write_section(table, begin="<!-- inversion:begin -->", end="<!-- inversion:end -->"):
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    block = f"{begin}\n{table}\n{end}"
-    if begin in text:
-        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text += ("\n## GAN inversion: mGANprior Table 1 on the embedded models "
-                 f"(`benchmarks/inversion.py`)\n\n{block}\n")
-    path.write_text(text)
-
 
 if __name__ == "__main__":
     main()

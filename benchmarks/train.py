@@ -25,6 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from report import write_section  # noqa: E402  (benchmarks/report.py)
+
 from ganprior.train.stylegan2 import Trainer, resolve_config  # noqa: E402
 
 
@@ -134,16 +136,7 @@ def main():
     table = "\n".join(lines)
     print(table)
     if not args.no_write:
-        begin, end = "<!-- train:begin -->", "<!-- train:end -->"
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text()
-        block = f"{begin}\n{table}\n{end}"
-        if begin in text:
-            text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-        else:
-            text += f"\n## StyleGAN2 training speed vs NVIDIA (`benchmarks/train.py`)\n\n{block}\n"
-        path.write_text(text)
-
+        write_section("train", "StyleGAN2 training speed vs NVIDIA (`benchmarks/train.py`)", table)
 
 if __name__ == "__main__":
     np.set_printoptions(precision=3)

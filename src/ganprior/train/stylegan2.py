@@ -169,6 +169,13 @@ class Trainer:
     def aug(self, x):
         return x if self.augment is None else self.augment(x)
 
+    def _apply(self, name, net, loss):
+        """Backward, average gradients across processes, optimiser step."""
+        self.opts[name].zero_grad(set_to_none=True)
+        loss.backward()
+        self._sync_grads(net)
+        self.opts[name].step()
+
     def _sync_grads(self, net):
         if self.world == 1:
             return
@@ -201,10 +208,7 @@ class Trainer:
                 lambda w: G.synthesis(w, noise_mode="random"), ws, self.pl_mean, s["pl_decay"])
             loss = loss + pen.mean() * s["pl_weight"] * s["G_reg_interval"]
             logs["pl_penalty"] = pen.mean().item()
-        self.opts["G"].zero_grad(set_to_none=True)
-        loss.backward()
-        self._sync_grads(G)
-        self.opts["G"].step()
+        self._apply("G", G, loss)
 
         G.requires_grad_(False)
         D.requires_grad_(True)
@@ -220,10 +224,7 @@ class Trainer:
             pen = r1_penalty(lambda x, c: D(self.aug(x), c), real, real_c)
             loss = loss + pen.mean() * (s["gamma"] / 2) * s["D_reg_interval"]
             logs["r1_penalty"] = pen.mean().item()
-        self.opts["D"].zero_grad(set_to_none=True)
-        loss.backward()
-        self._sync_grads(D)
-        self.opts["D"].step()
+        self._apply("D", D, loss)
         D.requires_grad_(False)
 
         if self.augment is not None:

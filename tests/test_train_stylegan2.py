@@ -186,3 +186,15 @@ def test_ada_in_training_and_resume(dataset):
     assert small_spec(aug="noaug")["aug"] == "noaug"
     with pytest.raises(ValueError, match="unknown --aug"):
         small_spec(aug="bogus")
+
+
+def test_conditional_training_step(dataset):
+    names = sorted(p.name for p in dataset.glob("*.png"))
+    (dataset / "dataset.json").write_text(json.dumps({"labels": [[n, i % 3] for i, n in enumerate(names)]}))
+    ds = ImageDataset(dataset, 16)
+    spec = resolve_config("auto", 16, c_dim=ds.c_dim, batch=4, channel_base=128, channel_max=16,
+                          map=2, z_dim=16, w_dim=16)
+    t = Trainer(ds, spec)
+    c = t.random_c(5)
+    assert c.shape == (5, 3) and (c.sum(1) == 1).all()
+    assert {"loss_G", "loss_D"} <= set(t.train_step())

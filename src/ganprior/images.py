@@ -10,6 +10,7 @@ from PIL import Image
 from .errors import ImageError
 from .files import atomic_write
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_PIXELS = 64_000_000  # refuse decompression bombs well before they exhaust memory
 
 

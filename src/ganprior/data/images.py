@@ -15,9 +15,8 @@ import numpy as np
 import torch
 
 from ..errors import GanpriorError
+from ..images import IMAGE_SUFFIXES as SUFFIXES
 from ..images import load_image
-
-SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 class DatasetError(GanpriorError):

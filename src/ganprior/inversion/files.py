@@ -21,10 +21,9 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from ..files import atomic_write, atomic_write_text
-from ..images import grid, load_image, save_image, to_uint8
+from ..images import IMAGE_SUFFIXES, grid, load_image, save_image, to_uint8
 from .engine import invert
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def list_inputs(inputs) -> list[Path]:

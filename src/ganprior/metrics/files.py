@@ -5,8 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..images import load_image
-from ..inversion.files import IMAGE_SUFFIXES
+from ..images import IMAGE_SUFFIXES, load_image
 from .image import ms_ssim, psnr, ssim, to_unit
 
 

@@ -233,20 +233,21 @@ class SynthesisNetwork(nn.Module):
         channels = {r: min(channel_base // r, channel_max) for r in self.block_resolutions}
         block_kwargs = {k: v for k, v in block_kwargs.items() if k not in _PRECISION_KWARGS}
         self.num_ws = 0
-        self.w_offsets = []  # first ws index of each block (blocks share the torgb/conv0 w)
-        for res in self.block_resolutions:
+        self.w_spans = []  # (first ws index, count) per block: a block's torgb and the next
+        for res in self.block_resolutions:  # block's conv0 share one w
             block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim, res,
                                    img_channels, is_last=(res == img_resolution), **block_kwargs)
-            self.w_offsets.append(self.num_ws)
+            self.w_spans.append((self.num_ws, block.num_conv + block.num_torgb))
             self.num_ws += block.num_conv + (block.num_torgb if res == img_resolution else 0)
             setattr(self, f"b{res}", block)
+        # plain list (not registered twice): names stay b4, b8, ... as in NVIDIA's state dicts
+        self._block_list = [getattr(self, f"b{r}") for r in self.block_resolutions]
 
     def blocks(self):
-        return [getattr(self, f"b{r}") for r in self.block_resolutions]
+        return self._block_list
 
     def block_ws(self, ws, i):
-        block = getattr(self, f"b{self.block_resolutions[i]}")
-        return ws.narrow(1, self.w_offsets[i], block.num_conv + block.num_torgb)
+        return ws.narrow(1, *self.w_spans[i])
 
     def run_blocks(self, ws, x=None, img=None, start=0, stop=None, noise_mode="random",
                    fused_modconv=None, channels_last=None, collect=None):
@@ -270,7 +271,7 @@ class SynthesisNetwork(nn.Module):
         if channels_last and x is not None:
             x = x.contiguous(memory_format=torch.channels_last)
         for i in range(start, stop):
-            block = self.blocks()[i]
+            block = self._block_list[i]
             if channels_last and block.in_channels == 0 and x is None:
                 x = block.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).contiguous(
                     memory_format=torch.channels_last)

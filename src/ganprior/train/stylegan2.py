@@ -157,7 +157,10 @@ class Trainer:
     def random_c(self, n):
         if self.G.c_dim == 0:
             return torch.zeros(n, 0, device=self.device)
-        return self.real_batch(n)[1]  # labels drawn from the data distribution
+        # labels drawn from the training data's distribution (no image needs loading)
+        idx = torch.randint(self.n_train, (n,), generator=self.data_rng)
+        labels = torch.as_tensor(self.dataset.labels)[idx]
+        return F.one_hot(labels, self.G.c_dim).float().to(self.device)
 
     # --- one minibatch: G main (+ path length every 4), D main (+ R1 every 16) -----------------
     def _seed_step(self):
@@ -313,9 +316,8 @@ def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    probe = ImageDataset(data, resolution=8)
-    res = _dataset_resolution(probe)
-    dataset = ImageDataset(data, res, xflip=xflip)
+    dataset = ImageDataset(data, resolution=8, xflip=xflip)
+    dataset.resolution = res = _dataset_resolution(dataset)
     spec = resolve_config(cfg, res, c_dim=dataset.c_dim, **overrides)
     spec.update(data=str(data), kimg=kimg, seed=seed, xflip=xflip)
     trainer = Trainer(dataset, spec, seed=seed, device=device, rank=rank, world=world)

@@ -118,9 +118,7 @@ def invert(G: GeneratorBase, targets: torch.Tensor, method, steps: int = 300, lr
                 if stale >= patience:
                     break
 
-    with torch.no_grad():
-        if steps == 0:
-            best = {k: v.detach() for k, v in p.items()}
+    with torch.no_grad():  # best starts as the initial parameters (the answer when steps == 0)
         image = method.render(G, best)
         observed = observe(image)
         final_loss = loss_fn(observed, targets)

@@ -75,7 +75,8 @@ def run(G, methods, targets, steps, lr):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="dcgan-digiface64")
-    ap.add_argument("--encoder", default=str(ROOT / "out/bench/encoder-dcgan"))
+    ap.add_argument("--encoder", help="encoder file stem (default: out/bench/encoder-dcgan for "
+                    "dcgan-digiface64, else out/bench/encoder-MODEL)")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--lr", type=float, default=0.03)
     ap.add_argument("--codes", type=int, default=20)
@@ -85,6 +86,9 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(2)
     G = load_generator(args.model)
+    if args.encoder is None:
+        short = "dcgan" if args.model == "dcgan-digiface64" else args.model
+        args.encoder = str(ROOT / "out" / "bench" / f"encoder-{short}")
     methods = [("(a) single z", lambda: make_method("z"))]
     has_encoder = Path(args.encoder + ".safetensors").exists()
     if has_encoder:
@@ -112,17 +116,22 @@ def main():
     table = render(results, methods, args, figures, has_encoder)
     print(table)
     if not args.no_write:
-        write_section("inversion", "GAN inversion: mGANprior Table 1 on the embedded models (`benchmarks/inversion.py`)", table)
+        key = "inversion" if args.model == "dcgan-digiface64" else f"inversion-{args.model}"
+        write_section(key, f"GAN inversion on `{args.model}` (`benchmarks/inversion.py`)", table)
 
 
 def render(results, methods, args, figures, has_encoder):
     when = datetime.date.today().isoformat()
+    command = "python benchmarks/inversion.py"
+    if args.model != "dcgan-digiface64":
+        command += f" --model {args.model}"
+    if has_encoder:
+        command = (f"ganprior train-encoder --model {args.model} --steps 1500 --out "
+                   f"{os.path.relpath(args.encoder, ROOT)}`, then `{command}")
     lines = [f"Measured {when} on {os.cpu_count()} CPU cores, torch {torch.__version__}, 2 threads. "
              f"Model `{args.model}`; {args.steps} Adam steps (lr {args.lr}) for every optimising "
              "method, plain MSE loss, seed 0, all images of a set in one batch (each image is "
-             "optimised independently). Command: `python benchmarks/inversion.py` (after "
-             "`ganprior train-encoder --model dcgan-digiface64 --steps 1500 --out "
-             "out/bench/encoder-dcgan`).", "",
+             f"optimised independently). Command: `{command}`.", "",
              "| method | in-domain PSNR | in-domain SSIM | real photos PSNR | real photos SSIM | s / image |",
              "|---|---|---|---|---|---|"]
     for label, _ in methods:

@@ -29,6 +29,10 @@ def _check_noise_mode(value: str):
 
 ModelOpt = typer.Option("dcgan-digiface64", "--model", "-m",
                         help="Zoo name (see `ganprior models`) or checkpoint path.")
+StyleModelOpt = typer.Option(None, "--model", "-m", show_default=False,
+                             help="Zoo name (see `ganprior models`) or checkpoint path "
+                                  "[default: stylegan2-digiface64 for W-space work (w, w+, "
+                                  "padinv, mixing), else dcgan-digiface64].")
 DeviceOpt = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps.")
 NoiseOpt = typer.Option("const", "--noise-mode",
                         help="StyleGAN2 per-pixel noise: const (reproducible) | random | none.")
@@ -54,6 +58,11 @@ def user_errors(fn):
         except KeyboardInterrupt:
             _fail("interrupted")
     return wrapper
+
+
+def _default_model(needs_w: bool) -> str:
+    from .checkpoints.zoo import default_model
+    return default_model(needs_w)
 
 
 def _load(model: str, device: str):
@@ -136,7 +145,7 @@ def generate(
 @app.command()
 @user_errors
 def mix(
-    model: str = ModelOpt,
+    model: Optional[str] = StyleModelOpt,
     rows: str = typer.Option(..., help="Row seeds (they keep the other layers), e.g. 1,2."),
     cols: str = typer.Option(..., help="Column seeds (they give --layers), e.g. 3,4."),
     layers: str = typer.Option("0-3", help="W+ layer indices taken from the column seeds: "
@@ -154,6 +163,7 @@ def mix(
     from .images import save_image
 
     _check_noise_mode(noise_mode)
+    model = model or _default_model(needs_w=True)
     G = _load(model, device)["G"]
     r, c = parse_range(rows, "rows"), parse_range(cols, "cols")
     picture, mixed = style_mixing_grid(G, r, c, parse_range(layers, "layers"), trunc,
@@ -182,7 +192,7 @@ def convert(
 @user_errors
 def invert(
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
-    model: str = ModelOpt,
+    model: Optional[str] = StyleModelOpt,
     method: str = typer.Option("mganprior", help="z | w | w+ | mganprior | padinv | encoder | "
                                "hybrid (encoder + optimisation)."),
     encoder: Optional[Path] = typer.Option(None, help="encoder/hybrid: a file written by "
@@ -218,6 +228,7 @@ def invert(
     from .inversion import make_method
     from .inversion.files import invert_files
 
+    model = model or _default_model(needs_w=method in ("w", "w+", "padinv"))
     opts = dict(codes=codes, layer=layer, pad_resolutions=pad_resolutions,
                 noise_maps=noise_maps, noise_reg=noise_reg)
     if method in ("encoder", "hybrid"):
@@ -412,18 +423,22 @@ def train_stylegan2(
     sample_kimg: int = typer.Option(10, min=1, help="Sample grid every N kimg."),
     mirror: bool = typer.Option(True, help="Random x-flips of the real images."),
     aug: str = typer.Option("ada", help="ada (adaptive augmentation, target 0.6) | noaug."),
+    fid_images: int = typer.Option(10000, min=0, help="FID/KID at each snapshot on this many "
+                                   "real and generated images, when NVIDIA's Inception "
+                                   "detector is in the weights folder (0 = off)."),
     seed: int = typer.Option(0),
     device: str = DeviceOpt,
 ):
     """Train a StyleGAN2 with NVIDIA's recipe (non-saturating loss, lazy R1 and path-length
-    regularisation, EMA, style mixing). Writes OUT/network-snapshot-*.safetensors (+ .json),
+    regularisation, EMA, style mixing). Each snapshot is scored with a classifier two-sample test
+    on held-out images (C2ST, 0.5 = indistinguishable) and FID/KID when available. Writes OUT/network-snapshot-*.safetensors (+ .json),
     OUT/fakes*.png, OUT/log.jsonl and OUT/state.pt; rerunning the command resumes exactly."""
     from .device import pick_device
     from .train.stylegan2 import train
     train(data, out, cfg=cfg, kimg=kimg, seed=seed, snap_kimg=snap, sample_kimg=sample_kimg,
           device=pick_device(device), xflip=mirror, batch=batch, channel_base=channel_base,
           channel_max=channel_max, map=map_layers, z_dim=z_dim, w_dim=w_dim, gamma=gamma,
-          aug=aug)
+          aug=aug, fid_images=fid_images)
     console.print(f"done: {out}")
 
 

@@ -83,33 +83,50 @@ def _demo_targets(G):
     return names, torch.cat(imgs)
 
 
+def _inversion_table(out: Path, name: str, methods: list, steps: int, device) -> str:
+    """Targets down, methods across; each reconstruction captioned with its PSNR and time."""
+    from .inversion import invert
+    G = load_networks(name, device)["G"]
+    names, targets = _demo_targets(G)
+    head = "<tr><th>target</th>" + "".join(f"<th>{html.escape(m)}</th>" for m, _ in methods) + "</tr>"
+    results = [invert(G, targets, m, steps=steps, loss="mse") for _, m in methods]
+    rows = []
+    for i, tname in enumerate(names):
+        path = save_image(to_uint8(targets[i:i + 1])[0], out / f"invert_{name}_target{i}.png")
+        cells = [f'<td>{_img(path, out, tname, width=128)}</td>']
+        for k, r in enumerate(results):
+            path = save_image(to_uint8(r.images[i:i + 1])[0], out / f"invert_{name}_{i}_{k}.png")
+            caption = f"{r.psnr[i]:.2f} dB, {r.seconds / len(names):.1f} s"
+            cells.append(f'<td>{_img(path, out, caption, width=128)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 def section_inversion(out: Path, device) -> str:
-    from .inversion import invert, make_method
+    from .checkpoints.zoo import DEFAULT_STYLE_MODEL
+    from .inversion import make_method
     from .train.encoder import load_encoder, zoo_encoder
 
     name, steps = "dcgan-digiface64", 200
-    G = load_networks(name, device)["G"]
-    names, targets = _demo_targets(G)
     methods = [("(a) single z", make_method("z"))]
     if zoo_encoder(name):
         E = load_encoder(zoo_encoder(name))[0]
         methods += [("(b) encoder", make_method("encoder", encoder=E)),
                     ("(c) hybrid", make_method("hybrid", encoder=E))]
     methods.append(("(d) mGANprior N=20 @b16", make_method("mganprior", codes=20, layer="b16")))
-    head = "<tr><th>target</th>" + "".join(f"<th>{html.escape(m)}</th>" for m, _ in methods) + "</tr>"
-    results = [(label, invert(G, targets, m, steps=steps, loss="mse")) for label, m in methods]
-    rows = []
-    for i, tname in enumerate(names):
-        path = save_image(to_uint8(targets[i:i + 1])[0], out / f"invert_target{i}.png")
-        cells = [f'<td>{_img(path, out, tname, width=128)}</td>']
-        for k, (label, r) in enumerate(results):
-            path = save_image(to_uint8(r.images[i:i + 1])[0], out / f"invert_{i}_{k}.png")
-            cells.append(f'<td>{_img(path, out, f"{r.psnr[i]:.2f} dB, {r.seconds / len(names):.1f} s", width=128)}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<h2>GAN inversion ({name})</h2><p>{steps} Adam steps (lr 0.03, MSE) per method; "
-            "PSNR against the 64 px target. Multi-code inversion (mGANprior) reconstructs the "
-            "real photo far better than any single code; see BENCHMARKS.md for the full table.</p>"
-            f"<table>{head}{''.join(rows)}</table>")
+    parts = [f"<h2>GAN inversion ({name})</h2><p>{steps} Adam steps (lr 0.03, MSE) per method; "
+             "PSNR against the 64 px target. Multi-code inversion (mGANprior) reconstructs the "
+             "real photo far better than any single code; see BENCHMARKS.md for the full table.</p>",
+             _inversion_table(out, name, methods, steps, device)]
+    if DEFAULT_STYLE_MODEL in zoo_entries():
+        methods = [("w", make_method("w")), ("w+", make_method("w+")),
+                   ("PadInv (w+ and padding maps)", make_method("padinv")),
+                   ("mGANprior N=20 @b16", make_method("mganprior", codes=20, layer="b16"))]
+        parts += [f"<h2>GAN inversion ({DEFAULT_STYLE_MODEL})</h2><p>The same targets and "
+                  f"budget ({steps} steps) in the StyleGAN2 spaces: a single w, one w per layer "
+                  "(w+), w+ with PadInv's spatial padding maps, and multi-code.</p>",
+                  _inversion_table(out, DEFAULT_STYLE_MODEL, methods, steps, device)]
+    return "\n".join(parts)
 
 
 SECTIONS = [section_models, section_generate, section_inversion]

@@ -21,3 +21,16 @@ def pick_device(name: str = "auto") -> torch.device:
                                   and torch.backends.mps.is_available()):
         raise ValueError("device mps is not available")
     return dev
+
+
+def describe_device(dev) -> str:
+    """One line naming the hardware a measurement ran on (for logs and model provenance)."""
+    import os
+    dev = torch.device(dev)
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+    elif dev.type == "mps":
+        name = "Apple GPU (mps)"
+    else:
+        name = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} threads"
+    return f"{name}, torch {torch.__version__}"

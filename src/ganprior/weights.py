@@ -34,6 +34,10 @@ REGISTRY = {w.name: w for w in [
     WeightFile("lpips-vgg", "lpips_vgg_v0.1.pth",
                "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",
                "", "LPIPS v0.1 linear layers for the VGG backbone (BSD-2)"),
+    WeightFile("inception-fid", "inception-2015-12-05.pt",
+               "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/"
+               "inception-2015-12-05.pt", "",
+               "NVIDIA's TorchScript Inception-v3 (TF 2015-12-05 weights) for FID/KID"),
 ]}
 
 

@@ -21,6 +21,8 @@ from .native import load_native
 from .state import load_state_strict
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
+DEFAULT_MODEL = "dcgan-digiface64"
+DEFAULT_STYLE_MODEL = "stylegan2-digiface64"  # for W / W+ work: inversion, mixing, dragging
 
 
 @dataclass
@@ -79,3 +81,10 @@ def zoo_entries() -> dict[str, ZooEntry]:
             prov.get("summary", "trained by ganprior"),
             lambda p=cfg_path: load_native(p), lambda p=cfg_path: p)
     return entries
+
+
+def default_model(needs_w: bool = False) -> str:
+    """The zoo model a command uses when none is named: the StyleGAN2 one for W-space work."""
+    if needs_w and DEFAULT_STYLE_MODEL in zoo_entries():
+        return DEFAULT_STYLE_MODEL
+    return DEFAULT_MODEL

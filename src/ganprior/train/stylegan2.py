@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..checkpoints import save_native
+from ..device import describe_device
 from ..files import atomic_write
 from ..images import grid, save_image, to_uint8
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
@@ -123,8 +124,9 @@ class Trainer:
     before each optimiser step (all_reduce, as NVIDIA's training loop does by hand)."""
 
     def __init__(self, dataset, spec: dict, seed: int = 0, device="cpu", rank: int = 0,
-                 world: int = 1):
+                 world: int = 1, fid_images: int = 10000):
         self.dataset, self.spec, self.device = dataset, spec, torch.device(device)
+        self.fid_images, self._fid_real = fid_images, None  # not in spec: a measurement setting
         self.seed, self.rank, self.world = seed, rank, world
         if spec["mb"] % world:
             raise ValueError(f"batch {spec['mb']} is not divisible by {world} processes")
@@ -273,7 +275,8 @@ class Trainer:
 
     @torch.no_grad()
     def quality(self, seed: int = 0) -> dict:
-        """C2ST accuracy of G_ema samples against held-out real images (0.5 = indistinguishable)."""
+        """C2ST accuracy of G_ema samples against held-out real images (0.5 = indistinguishable),
+        plus FID/KID when NVIDIA's Inception detector is installed."""
         from ..metrics.c2st import c2st_accuracy
         if self.n_holdout < 8:
             return {}
@@ -287,8 +290,32 @@ class Trainer:
             c[torch.arange(len(real)), torch.randint(self.G_ema.c_dim, (len(real),), generator=g)] = 1
         fake = torch.cat([self.G_ema(z[i:i + 64], c[i:i + 64], noise_mode="const")
                           for i in range(0, len(z), 64)]).cpu()
-        return {"c2st_accuracy": c2st_accuracy(real.cpu(), fake, seed=seed),
-                "c2st_images": len(real)}
+        out = {"c2st_accuracy": c2st_accuracy(real.cpu(), fake, seed=seed),
+               "c2st_images": len(real)}
+        return dict(out, **self.fid_kid(seed))
+
+    @torch.no_grad()
+    def fid_kid(self, seed: int = 0) -> dict:
+        """FID/KID of G_ema against `fid_images` training images, when NVIDIA's Inception
+        detector is in the weights folder (else {}). Real features are computed once per run."""
+        from .. import weights
+        from ..metrics import fid
+        n = min(self.fid_images, len(self.dataset))
+        if n < 2 or weights.find("inception-fid") is None:
+            return {}
+        detector = fid.load_detector(self.device)
+        if self._fid_real is None:
+            idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(seed))[:n]
+            flip, self.dataset.xflip = self.dataset.xflip, False
+            batches = ((torch.stack([self.dataset[i][0] for i in idx[k:k + 64].tolist()]) * 127.5
+                        + 128).clamp(0, 255).to(torch.uint8) for k in range(0, n, 64))
+            self._fid_real = fid.inception_features(detector, batches, self.device)
+            self.dataset.xflip = flip
+        fake = fid.inception_features(
+            detector, fid.generator_batches(self.G_ema, n, seed=seed, device=self.device), self.device)
+        tag = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+        return {f"fid{tag}": fid.frechet_distance(self._fid_real, fake),
+                f"kid{tag}": fid.kernel_distance(self._fid_real, fake)}
 
     def weights_checksum(self) -> float:
         return float(sum(p.double().sum() for p in self.G.parameters()) +
@@ -302,7 +329,7 @@ class Trainer:
 
 
 def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10, device="cpu",
-          xflip=True, progress=True, **overrides) -> Trainer:
+          xflip=True, progress=True, fid_images=10000, **overrides) -> Trainer:
     import os
 
     from ..data import ImageDataset
@@ -320,7 +347,8 @@ def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10
     dataset.resolution = res = _dataset_resolution(dataset)
     spec = resolve_config(cfg, res, c_dim=dataset.c_dim, **overrides)
     spec.update(data=str(data), kimg=kimg, seed=seed, xflip=xflip)
-    trainer = Trainer(dataset, spec, seed=seed, device=device, rank=rank, world=world)
+    trainer = Trainer(dataset, spec, seed=seed, device=device, rank=rank, world=world,
+                      fid_images=fid_images)
     state_path = out / "state.pt"
     if state_path.exists():
         trainer.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
@@ -385,4 +413,4 @@ def _snapshot(trainer, out, sec_per_kimg, logs):
     atomic_write(out / "state.pt", lambda tmp: torch.save(state, tmp))
     with open(out / "log.jsonl", "a") as f:
         f.write(json.dumps({"kimg": kimg, "sec_per_kimg": sec_per_kimg, "time": time.time(),
-                            **logs}) + "\n")
+                            "hardware": describe_device(trainer.device), **logs}) + "\n")

@@ -1,0 +1,89 @@
+"""FID (Heusel et al., 2017) and KID (Binkowski et al., 2018) with NVIDIA's Inception detector.
+
+The detector is the one stylegan2-ada-pytorch's metrics use: NVIDIA's TorchScript translation of
+TensorFlow's Inception-v3 ("inception-2015-12-05.pt"), which takes uint8 images of any size and
+returns 2048 pool features; with it the numbers are comparable with published ones. It is an
+optional weight file (`ganprior weights download inception-fid`, or copy it into the weights
+folder); without it these functions raise a GanpriorError that says so. The statistics follow
+NVIDIA's code: population covariance (1/N) for FID; KID as the mean over 100 random subsets of
+at most 1000 features of the unbiased MMD^2 with the cubic polynomial kernel.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from ..errors import GanpriorError
+
+
+def load_detector(device="cpu") -> torch.jit.ScriptModule:
+    """NVIDIA's Inception feature detector from the weights folder (TorchScript, no pickle)."""
+    from .. import weights
+    path = weights.find("inception-fid")
+    if path is None:
+        raise GanpriorError(f"FID/KID need NVIDIA's Inception detector: put "
+                            f"{weights.REGISTRY['inception-fid'].filename} into "
+                            f"{weights.cache_dir()} (or `ganprior weights download inception-fid`)")
+    try:
+        return torch.jit.load(str(path), map_location=device).eval()
+    except (RuntimeError, ValueError) as e:
+        raise GanpriorError(f"{path}: not a TorchScript Inception detector ({e})")
+
+
+@torch.no_grad()
+def inception_features(detector, batches: Iterable[torch.Tensor], device="cpu") -> np.ndarray:
+    """[N, 2048] float64 features of uint8 image batches [B, C, H, W] (grey is repeated to RGB)."""
+    out = []
+    for x in batches:
+        if x.dtype != torch.uint8:
+            raise ValueError("inception_features expects uint8 images (0-255)")
+        if x.shape[1] == 1:
+            x = x.repeat(1, 3, 1, 1)
+        out.append(detector(x.to(device), return_features=True).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def frechet_distance(feat_a: np.ndarray, feat_b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two feature sets [N, D]."""
+    mu_a, mu_b = feat_a.mean(0), feat_b.mean(0)
+    cov_a = np.cov(feat_a, rowvar=False, bias=True)
+    cov_b = np.cov(feat_b, rowvar=False, bias=True)
+    root = scipy.linalg.sqrtm(cov_a @ cov_b)
+    return float(np.real(np.square(mu_a - mu_b).sum() + np.trace(cov_a + cov_b - 2 * root)))
+
+
+def kernel_distance(feat_real: np.ndarray, feat_fake: np.ndarray, num_subsets: int = 100,
+                    max_subset_size: int = 1000, seed: int = 0) -> float:
+    """KID: unbiased MMD^2 with k(x, y) = (x.y / D + 1)^3, averaged over random subsets."""
+    d = feat_real.shape[1]
+    m = min(len(feat_real), len(feat_fake), max_subset_size)
+    if m < 2:
+        raise ValueError("KID needs at least 2 features of each kind")
+    rng = np.random.default_rng(seed)
+    total = 0.0
+    for _ in range(num_subsets):
+        x = feat_fake[rng.choice(len(feat_fake), m, replace=False)]
+        y = feat_real[rng.choice(len(feat_real), m, replace=False)]
+        a = (x @ x.T / d + 1) ** 3 + (y @ y.T / d + 1) ** 3
+        b = (x @ y.T / d + 1) ** 3
+        total += (a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m
+    return float(total / num_subsets / m)
+
+
+def generator_batches(G, n: int, batch: int = 64, seed: int = 0, device="cpu"):
+    """uint8 batches of n samples of G (psi 1, const noise, uniform random classes for a
+    conditional G), reproducible from `seed`."""
+    g = torch.Generator().manual_seed(seed)
+    for i in range(0, n, batch):
+        b = min(batch, n - i)
+        z = torch.randn(b, G.z_dim, generator=g).to(device)
+        c = None
+        if G.c_dim:
+            c = torch.nn.functional.one_hot(torch.randint(G.c_dim, (b,), generator=g),
+                                            G.c_dim).float().to(device)
+        with torch.no_grad():
+            img = G.synthesize(G.z_to_w(z, c), noise_mode="const")
+        yield (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)

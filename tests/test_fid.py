@@ -1,0 +1,86 @@
+"""FID/KID: the statistics against closed forms, and the detector plumbing with a stand-in
+TorchScript detector (NVIDIA's real one cannot be downloaded here)."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganprior.data import ImageDataset
+from ganprior.errors import GanpriorError
+from ganprior.metrics import fid
+from ganprior.train.stylegan2 import Trainer, resolve_config
+
+
+def hadamard(n):
+    h = np.ones((1, 1))
+    while len(h) < n:
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+def with_moments(mean, var):
+    """8 features whose sample mean is `mean` and sample covariance (1/N) is diag(var)."""
+    cols = hadamard(8)[:, 1:1 + len(mean)]  # zero-mean, orthogonal, unit variance columns
+    return np.asarray(mean) + cols * np.sqrt(var)
+
+
+def test_frechet_distance_matches_closed_form_for_diagonal_gaussians():
+    mu_a, var_a = np.array([0.0, 1.0, -2.0]), np.array([1.0, 4.0, 0.25])
+    mu_b, var_b = np.array([1.0, 1.0, 0.0]), np.array([9.0, 1.0, 0.25])
+    expect = ((mu_a - mu_b) ** 2).sum() + (var_a + var_b - 2 * np.sqrt(var_a * var_b)).sum()
+    got = fid.frechet_distance(with_moments(mu_a, var_a), with_moments(mu_b, var_b))
+    assert got == pytest.approx(expect, rel=1e-9)  # 1 + 4 + 4 + 1 + 0 = 10
+    a = np.random.default_rng(0).normal(size=(300, 6))
+    assert abs(fid.frechet_distance(a, a)) < 1e-6
+
+
+def test_kernel_distance_is_the_unbiased_mmd():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(12, 5)), rng.normal(0.5, 1.0, size=(12, 5))
+    k = lambda a, b: (a @ b / 5 + 1) ** 3  # noqa: E731
+    m = 12
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / m ** 2
+    # one subset of all features: a permutation, which the estimator does not see
+    assert fid.kernel_distance(x, y, num_subsets=1) == pytest.approx(xx + yy - 2 * xy, rel=1e-9)
+    same = rng.normal(size=(400, 5))
+    assert abs(fid.kernel_distance(same[:200], same[200:], num_subsets=20, max_subset_size=200)) < 0.05
+
+
+class StandInDetector(torch.nn.Module):
+    """The detector's interface (uint8 NCHW in, features out) with a trivial body."""
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(x.float() / 255, 2).flatten(1)
+
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANPRIOR_WEIGHTS", str(tmp_path / "weights"))
+    return tmp_path / "weights"
+
+
+def test_missing_detector_says_where_to_put_it(weights_dir):
+    with pytest.raises(GanpriorError, match="inception-2015-12-05.pt"):
+        fid.load_detector()
+
+
+def test_trainer_reports_fid_and_kid_when_the_detector_is_installed(weights_dir, tmp_path):
+    rng = np.random.RandomState(0)
+    for i in range(80):
+        Image.fromarray(rng.randint(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    spec = resolve_config("auto", 16, batch=4, channel_base=128, channel_max=16, map=2,
+                          z_dim=16, w_dim=16, aug="noaug")
+    trainer = Trainer(ImageDataset(tmp_path, resolution=16), spec, fid_images=40)
+    assert trainer.fid_kid() == {}  # no detector: no FID/KID (C2ST only)
+    weights_dir.mkdir()
+    torch.jit.script(StandInDetector()).save(str(weights_dir / "inception-2015-12-05.pt"))
+    q = trainer.quality()
+    assert q["fid40"] > 0 and np.isfinite(q["kid40"]) and "c2st_accuracy" in q
+    # the same real features and seeds: the measurement is deterministic
+    assert trainer.fid_kid()["fid40"] == pytest.approx(q["fid40"])
+
+
+def test_features_need_uint8():
+    with pytest.raises(ValueError, match="uint8"):
+        fid.inception_features(StandInDetector(), [torch.zeros(1, 3, 8, 8)])

@@ -68,12 +68,58 @@ def training_charts(log: list[dict]) -> dict[str, str]:
                              "loss")}
 
 
+def model_card(name: str, prov: dict, G) -> str:
+    q, t = prov["quality"], prov["training"]
+    n_params = sum(p.numel() for p in G.parameters())
+    hours = prov["training_seconds"] / 3600
+    fid = "".join(f"| {k} | {v:.3f} |\n" for k, v in q.items() if k.startswith(("fid", "kid")))
+    return f"""# `{name}`
+
+{prov["summary"]}. Written by `scripts/publish_zoo.py` from the run's snapshot and log.
+
+| | |
+|---|---|
+| generator | StyleGAN2, 64×64, {n_params / 1e6:.2f} M parameters, z {G.z_dim}-d, w {G.w_dim}-d, {t["map"]}-layer mapping, {G.num_ws} ws |
+| data | 50 000 samples of `dcgan-digiface64` (`{t["data"]}`), x-flips, last 500 held out |
+| training | {prov["kimg"]:.0f} kimg, batch {t["mb"]}, lr {t["lrate"]}, R1 γ {t["gamma"]}, path length {t["pl_weight"]}, style mixing {t["mixing"]}, EMA {t["ema"]} kimg, augmentation {t["aug"]} |
+| time | {hours:.2f} h of training ({prov["training_seconds"] / prov["kimg"]:.0f} s/kimg) on {prov["hardware"]} |
+| quality | C2ST accuracy {q.get("c2st_accuracy", float("nan")):.3f} (0.5 = indistinguishable; two sets of real training images score {q["c2st_floor_real_vs_real"]:.3f}) |
+| published | {prov["published"]} |
+
+{fid}How quality was measured: {q["how"]}
+
+Commands:
+
+```sh
+{prov["command"]}
+```
+
+Samples (seeds 0-63, ψ 1):
+
+![samples]({name}_samples.png)
+
+Truncation ψ 0.7 (seeds 0-31):
+
+![truncation]({name}_trunc07.png)
+
+Style mixing (rows take W+ layers 0-3, the coarse ones, from the column seeds 5-9):
+
+![style mixing]({name}_mixing.png)
+
+Training curves (C2ST at each snapshot; losses of the last minibatch before it):
+
+![c2st]({name}_c2st.svg) ![losses]({name}_losses.svg)
+"""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--name", required=True)
     ap.add_argument("--command", required=True, help="the command lines that made the run")
     ap.add_argument("--snapshot", help="snapshot stem (default: the newest)")
+    ap.add_argument("--zoo-dir", type=Path, default=ROOT / "src" / "ganprior" / "zoo")
+    ap.add_argument("--docs-dir", type=Path, default=ROOT / "docs" / "zoo")
     args = ap.parse_args()
 
     snaps = sorted(args.run.glob("network-snapshot-*.json"))
@@ -92,7 +138,10 @@ def main():
                       "const noise) from held-out training images (the last 500 of the dataset, "
                       "never trained on); accuracy on a test half. 0.5 = indistinguishable. "
                       "c2st_floor_real_vs_real = the same test between two sets of training "
-                      "images. FID/KID: not measured (no Inception weights offline).")
+                      "images.")
+    if not any(k.startswith("fid") for k in quality):
+        quality["how"] += (" FID/KID: not measured (NVIDIA's Inception detector was not in the "
+                           "weights folder; it cannot be downloaded offline).")
     provenance = {
         "summary": (f"StyleGAN2 64 px ({n_params / 1e6:.2f} M-parameter G) trained by ganprior "
                     f"on samples of dcgan-digiface64, {kimg:.0f} kimg"),
@@ -105,10 +154,9 @@ def main():
         "training": prov["training"],
         "license": "weights trained here from samples of gan-face-generate 1.1.1 (MIT)",
     }
-    zoo = ROOT / "src" / "ganprior" / "zoo" / args.name
-    save_native(zoo, G, None, provenance=provenance)
+    save_native(args.zoo_dir / args.name, G, None, provenance=provenance)
 
-    docs = ROOT / "docs" / "zoo"
+    docs = args.docs_dir
     seeds = list(range(64))
     save_image(grid(generate(G, seeds)[0], cols=8), docs / f"{args.name}_samples.png")
     save_image(grid(generate(G, seeds[:32], truncation_psi=0.7)[0], cols=8),
@@ -117,6 +165,7 @@ def main():
     save_image(picture, docs / f"{args.name}_mixing.png")
     for kind, svg in training_charts(log).items():
         atomic_write_text(docs / f"{args.name}_{kind}.svg", svg)
+    atomic_write_text(docs / f"{args.name}.md", model_card(args.name, provenance, G))
     print(json.dumps(provenance, indent=1))
 
 

@@ -84,3 +84,31 @@ def test_trainer_reports_fid_and_kid_when_the_detector_is_installed(weights_dir,
 def test_features_need_uint8():
     with pytest.raises(ValueError, match="uint8"):
         fid.inception_features(StandInDetector(), [torch.zeros(1, 3, 8, 8)])
+
+
+def test_fid_command(weights_dir, tmp_path):
+    import json
+
+    from conftest import small_stylegan2
+    from typer.testing import CliRunner
+
+    from ganprior.checkpoints import save_native
+    from ganprior.cli import app
+    rng = np.random.RandomState(0)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(24):
+            Image.fromarray(rng.randint(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
+    r = CliRunner().invoke(app, ["fid", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert r.exit_code == 1 and "inception-2015-12-05.pt" in r.output  # not installed
+    weights_dir.mkdir()
+    torch.jit.script(StandInDetector()).save(str(weights_dir / "inception-2015-12-05.pt"))
+    r = CliRunner().invoke(app, ["fid", str(tmp_path / "a"), str(tmp_path / "a"), "--json"])
+    same = json.loads(r.output)
+    assert r.exit_code == 0 and abs(same["fid"]) < 1e-6 and same["n_real"] == 24
+    save_native(tmp_path / "g", small_stylegan2(res=32))
+    r = CliRunner().invoke(app, ["fid", str(tmp_path / "a"), str(tmp_path / "g.safetensors"),
+                                 "--n", "16", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["fid"] > 0.01 and out["n_fake"] == 16 and out["n_real"] == 16

@@ -359,7 +359,49 @@ def metrics(
     console.print(table)
 
 
-weights_app = typer.Typer(help="Optional pretrained networks (VGG16, LPIPS) in the cache folder.",
+@app.command()
+@user_errors
+def fid(
+    real: str = typer.Argument(..., help="Real images: a folder or .zip."),
+    fake: str = typer.Argument(..., help="A folder or .zip of generated images, or a model "
+                               "(zoo name or checkpoint) to sample."),
+    n: int = typer.Option(10000, min=2, help="Images per side (a random subset of a larger "
+                          "folder; this many samples of a model)."),
+    resolution: Optional[int] = typer.Option(None, help="Size the images are brought to "
+                                             "(default: the model's, else the first real image's)."),
+    seed: int = typer.Option(0, help="Seed of the subsets and of the model's samples."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    device: str = DeviceOpt,
+):
+    """FID and KID between two image sets (or a model's samples), with NVIDIA's Inception
+    detector (`ganprior weights list` says where it goes; offline it must be copied there).
+    Computed as NVIDIA's metrics: a model is sampled at psi 1 with constant noise."""
+    from .device import pick_device
+    from .metrics import fid as F
+
+    dev = pick_device(device)
+    F.load_detector(dev)  # fail before any work when the detector is missing
+    G = None
+    if not (Path(fake).is_dir() or fake.endswith(".zip")):
+        G = _load(fake, device)["G"]
+    if resolution is None:
+        resolution = G.img_resolution if G is not None else _first_image_size(Path(real))
+    fakes = (F.generator_batches(G, n, seed=seed, device=dev) if G is not None
+             else F.dataset_batches(fake, n, resolution, seed=seed))
+    result = F.fid_kid(F.dataset_batches(real, n, resolution, seed=seed), fakes, dev)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        console.print(f"FID {result['fid']:.3f}  KID {result['kid']:.5f}  "
+                      f"({result['n_real']} real, {result['n_fake']} generated, {resolution} px)")
+
+
+def _first_image_size(path: Path) -> int:
+    from .data import ImageDataset
+    return min(ImageDataset(path, resolution=8).first_image_size())
+
+
+weights_app = typer.Typer(help="Optional pretrained networks (VGG16, LPIPS, Inception) in the cache folder.",
                           no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 

@@ -102,6 +102,12 @@ class ImageDataset(torch.utils.data.Dataset):
             c[self.labels[i]] = 1
         return img, c
 
+    def first_image_size(self) -> tuple[int, int]:
+        """(width, height) of the first image as stored (the datasets' native size)."""
+        from PIL import Image
+        with self._open(self.names[0]) as f:
+            return Image.open(f).size
+
     def __getstate__(self):  # zip handles do not cross process boundaries
         state = dict(self.__dict__)
         state["_zip"] = None

@@ -10,6 +10,7 @@ at most 1000 features of the unbiased MMD^2 with the cubic polynomial kernel.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -28,7 +29,9 @@ def load_detector(device="cpu") -> torch.jit.ScriptModule:
                             f"{weights.REGISTRY['inception-fid'].filename} into "
                             f"{weights.cache_dir()} (or `ganprior weights download inception-fid`)")
     try:
-        return torch.jit.load(str(path), map_location=device).eval()
+        with warnings.catch_warnings():  # TorchScript is deprecated, but it is the file's format
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location=device).eval()
     except (RuntimeError, ValueError) as e:
         raise GanpriorError(f"{path}: not a TorchScript Inception detector ({e})")
 
@@ -87,3 +90,23 @@ def generator_batches(G, n: int, batch: int = 64, seed: int = 0, device="cpu"):
         with torch.no_grad():
             img = G.synthesize(G.z_to_w(z, c), noise_mode="const")
         yield (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def dataset_batches(path, n: int, resolution: int, batch: int = 64, seed: int = 0):
+    """uint8 batches of up to n images of a folder or zip (a random subset when it has more),
+    centre-cropped and resized to `resolution` as the training datasets are."""
+    from ..data import ImageDataset
+    ds = ImageDataset(path, resolution)
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    for k in range(0, len(idx), batch):
+        imgs = torch.stack([ds[i][0] for i in idx[k:k + batch]])
+        yield (imgs * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def fid_kid(real_batches, fake_batches, device="cpu") -> dict:
+    """{'fid', 'kid', 'n_real', 'n_fake'} between two streams of uint8 image batches."""
+    detector = load_detector(device)
+    real = inception_features(detector, real_batches, device)
+    fake = inception_features(detector, fake_batches, device)
+    return {"fid": frechet_distance(real, fake), "kid": kernel_distance(real, fake),
+            "n_real": len(real), "n_fake": len(fake)}

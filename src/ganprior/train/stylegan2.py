@@ -391,9 +391,7 @@ def _ranks_agree(trainer) -> bool:
 
 
 def _dataset_resolution(ds) -> int:
-    from PIL import Image
-    with ds._open(ds.names[0]) as f:
-        w, h = Image.open(f).size
+    w, h = ds.first_image_size()
     res = 2 ** int(np.floor(np.log2(min(w, h))))
     if res < 8:
         raise ValueError(f"images of {w}x{h} are too small to train on")

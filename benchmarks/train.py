@@ -43,7 +43,7 @@ class RandomImages:
         return self.x[i], torch.zeros(0)
 
 
-def nvidia_runner(spec):
+def nvidia_runner(spec, ada_p=None):
     path = os.environ.get("NVLABS_SG2ADA")
     if not path or not Path(path, "training", "loss.py").exists():
         return None
@@ -52,11 +52,18 @@ def nvidia_runner(spec):
     from training.loss import StyleGAN2Loss  # noqa: E402  (NVIDIA's, from the env var path)
     from training.networks import Discriminator, Generator  # noqa: E402
 
+    pipe = None
+    if ada_p is not None:  # NVIDIA's "bgc" pipe at a fixed p
+        from training.augment import AugmentPipe  # noqa: E402
+        ops = ("xflip rotate90 xint scale rotate aniso xfrac brightness contrast lumaflip hue "
+               "saturation").split()
+        pipe = AugmentPipe(**{k: 1 for k in ops}).train().requires_grad_(False)
+        pipe.p.copy_(torch.as_tensor(ada_p))
     torch.manual_seed(0)
     gk, dk = spec["G_kwargs"], spec["D_kwargs"]
     G = Generator(**gk).train().requires_grad_(False)
     D = Discriminator(**dk).train().requires_grad_(False)
-    loss = StyleGAN2Loss(torch.device("cpu"), G.mapping, G.synthesis, D, augment_pipe=None,
+    loss = StyleGAN2Loss(torch.device("cpu"), G.mapping, G.synthesis, D, augment_pipe=pipe,
                          style_mixing_prob=spec["mixing"], r1_gamma=spec["gamma"],
                          pl_weight=spec["pl_weight"])
     opts = {}
@@ -95,6 +102,8 @@ def main():
     ap.add_argument("--map", type=int, default=4)
     ap.add_argument("--dim", type=int, default=128, help="z_dim = w_dim")
     ap.add_argument("--cycles", type=int, default=3)
+    ap.add_argument("--ada-p", type=float, default=0.6, help="also time both with ADA (bgc) at "
+                    "this fixed p; 0 = skip")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -109,6 +118,14 @@ def main():
         runners["NVIDIA reference"] = nv
     else:
         print("NVLABS_SG2ADA not set: timing ganprior only", file=sys.stderr)
+    if args.ada_p > 0:
+        spec_ada = dict(spec, aug="ada")
+        with_ada = Trainer(RandomImages(256, args.res), spec_ada)
+        with_ada.augment.p = args.ada_p
+        with_ada.augment.speed_kimg = float("inf")  # keep p fixed while timing
+        runners[f"ganprior + ADA (p {args.ada_p})"] = with_ada.train_step
+        if nv is not None:
+            runners[f"NVIDIA reference + ADA (p {args.ada_p})"] = nvidia_runner(spec, args.ada_p)
     for run in runners.values():  # warm-up: one R1 + path-length minibatch each
         run()
     times = {k: [] for k in runners}
@@ -125,14 +142,18 @@ def main():
              f"2 threads, fp32. {args.res} px, batch {args.batch}, channel_base {args.channel_base}, "
              f"channel_max {args.channel_max}, mapping {args.map} layers, z/w {args.dim} "
              f"(G {params:.2f} M parameters), R1 γ {spec['gamma']:.4g} every 16, path length "
-             f"every 4, style mixing 0.9, no augmentation; median of {args.cycles} 16-minibatch "
+             f"every 4, style mixing 0.9, no augmentation unless the row says ADA; median of {args.cycles} 16-minibatch "
              f"cycles. Command: `NVLABS_SG2ADA=<checkout> python benchmarks/train.py`.", "",
              "| implementation | s/kimg | img/s |", "|---|---|---|"]
     for k, v in s_per_kimg.items():
         lines.append(f"| {k} | {v:.1f} | {1000 / v:.1f} |")
-    if len(s_per_kimg) == 2:
+    if "NVIDIA reference" in s_per_kimg:
         a, b = s_per_kimg["ganprior"], s_per_kimg["NVIDIA reference"]
-        lines.append(f"\nganprior / NVIDIA speed: **{b / a:.2f}x**")
+        text = f"\nganprior / NVIDIA speed: **{b / a:.2f}x** without augmentation"
+        ada = [k for k in s_per_kimg if "ADA" in k]
+        if len(ada) == 2:
+            text += f", **{s_per_kimg[ada[1]] / s_per_kimg[ada[0]]:.2f}x** with ADA at a fixed p"
+        lines.append(text)
     table = "\n".join(lines)
     print(table)
     if not args.no_write:

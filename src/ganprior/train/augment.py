@@ -203,5 +203,5 @@ def resample(x: torch.Tensor, inverse: torch.Tensor, f: torch.Tensor) -> torch.T
     grid = torch.stack([4 * src[:, 0] / wu, 4 * src[:, 1] / hu], dim=-1).reshape(n, ho, wo, 2)
     x = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros",
                       align_corners=False)
-    x = downsample2d(x, f.flip([0, 1]))  # flipped: with the upsampling, a zero-phase filter
+    x = downsample2d(x, f.flip(list(range(f.ndim))))  # flipped: with the upsampling, a zero-phase filter
     return x[:, :, border:border + h, border:border + w]

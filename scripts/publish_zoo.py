@@ -48,13 +48,15 @@ def training_seconds(log: list[dict], upto_kimg: float) -> float:
     return total
 
 
-def c2st_floor(dataset_path: str, n: int = 500, seed: int = 0) -> float:
-    """C2ST between two disjoint sets of training images: the best a generator can score."""
-    ds = ImageDataset(dataset_path, resolution=64, xflip=False)
+def c2st_floor(dataset_path: str, resolution: int, seed: int = 0) -> tuple[float, int]:
+    """C2ST between two disjoint sets of training images (the trainer's hold-out size, from the
+    training part): the best score a generator can reach. Returns (accuracy, dataset size)."""
+    ds = ImageDataset(dataset_path, resolution=resolution)
+    n = min(500, len(ds) // 10)  # as the trainer's hold-out
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(ds) - n, generator=g)[:2 * n].tolist()
-    imgs = torch.stack([ds[i][0] for i in idx])
-    return c2st_accuracy(imgs[:n], imgs[n:], seed=seed)
+    imgs = torch.stack([ds.image(i) for i in idx])
+    return c2st_accuracy(imgs[:n], imgs[n:], seed=seed), len(ds)
 
 
 def training_charts(log: list[dict]) -> dict[str, str]:
@@ -72,21 +74,21 @@ def model_card(name: str, prov: dict, G) -> str:
     q, t = prov["quality"], prov["training"]
     n_params = sum(p.numel() for p in G.parameters())
     hours = prov["training_seconds"] / 3600
-    fid = "".join(f"| {k} | {v:.3f} |\n" for k, v in q.items() if k.startswith(("fid", "kid")))
+    fid = "".join(f"| {k} | {v:.5g} |\n" for k, v in q.items() if k.startswith(("fid", "kid")))
     return f"""# `{name}`
 
 {prov["summary"]}. Written by `scripts/publish_zoo.py` from the run's snapshot and log.
 
 | | |
 |---|---|
-| generator | StyleGAN2, 64×64, {n_params / 1e6:.2f} M parameters, z {G.z_dim}-d, w {G.w_dim}-d, {t["map"]}-layer mapping, {G.num_ws} ws |
-| data | 50 000 samples of `dcgan-digiface64` (`{t["data"]}`), x-flips, last 500 held out |
+| generator | StyleGAN2, {G.img_resolution}×{G.img_resolution}, {n_params / 1e6:.2f} M parameters, z {G.z_dim}-d, w {G.w_dim}-d, {t["map"]}-layer mapping, {G.num_ws} ws |
+| data | {prov["data_images"]} images (`{t["data"]}`), x-flips {"on" if t["xflip"] else "off"}, the last {min(500, prov["data_images"] // 10)} held out for the C2ST |
 | training | {prov["kimg"]:.0f} kimg, batch {t["mb"]}, lr {t["lrate"]}, R1 γ {t["gamma"]}, path length {t["pl_weight"]}, style mixing {t["mixing"]}, EMA {t["ema"]} kimg, augmentation {t["aug"]} |
 | time | {hours:.2f} h of training ({prov["training_seconds"] / prov["kimg"]:.0f} s/kimg) on {prov["hardware"]} |
 | quality | C2ST accuracy {q.get("c2st_accuracy", float("nan")):.3f} (0.5 = indistinguishable; two sets of real training images score {q["c2st_floor_real_vs_real"]:.3f}) |
 | published | {prov["published"]} |
-
-{fid}How quality was measured: {q["how"]}
+{fid}
+How quality was measured: {q["how"]}
 
 Commands:
 
@@ -130,10 +132,13 @@ def main():
     G, prov = nets["G"], nets["meta"]["provenance"]
     log = read_log(args.run)
     kimg = float(prov["kimg"])
-    entry = next(e for e in log if abs(e["kimg"] - kimg) < 1e-6)
+    entry = next((e for e in log if abs(e["kimg"] - kimg) < 1e-6), None)
+    if entry is None:
+        sys.exit(f"error: {stem.name} ({kimg} kimg) has no entry in {args.run / 'log.jsonl'}")
     n_params = sum(p.numel() for p in G.parameters())
     quality = dict(prov.get("quality", {}))
-    quality["c2st_floor_real_vs_real"] = c2st_floor(prov["training"]["data"])
+    quality["c2st_floor_real_vs_real"], n_data = c2st_floor(prov["training"]["data"],
+                                                            G.img_resolution)
     quality["how"] = ("C2ST: a 3-layer CNN trained for 300 steps to tell G_ema samples (psi 1, "
                       "const noise) from held-out training images (the last 500 of the dataset, "
                       "never trained on); accuracy on a test half. 0.5 = indistinguishable. "
@@ -143,12 +148,13 @@ def main():
         quality["how"] += (" FID/KID: not measured (NVIDIA's Inception detector was not in the "
                            "weights folder; it cannot be downloaded offline).")
     provenance = {
-        "summary": (f"StyleGAN2 64 px ({n_params / 1e6:.2f} M-parameter G) trained by ganprior "
-                    f"on samples of dcgan-digiface64, {kimg:.0f} kimg"),
+        "summary": (f"StyleGAN2 {G.img_resolution} px ({n_params / 1e6:.2f} M-parameter G) "
+                    f"trained by ganprior on {Path(prov['training']['data']).name}, {kimg:.0f} kimg"),
+        "data_images": n_data,
         "command": args.command,
         "kimg": kimg,
         "training_seconds": round(training_seconds(log, kimg)),
-        "hardware": entry.get("hardware", "2 CPU cores, 2 threads (no GPU)"),
+        "hardware": entry.get("hardware", "unknown (not in the run's log)"),
         "published": datetime.date.today().isoformat(),
         "quality": quality,
         "training": prov["training"],

@@ -112,3 +112,26 @@ def test_fid_command(weights_dir, tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["fid"] > 0.01 and out["n_fake"] == 16 and out["n_real"] == 16
+
+
+def test_dataset_batches_give_the_stored_pixels(tmp_path):
+    rng = np.random.RandomState(3)
+    stored = [rng.randint(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(5)]
+    for i, arr in enumerate(stored):
+        Image.fromarray(arr).save(tmp_path / f"{i}.png")
+    got = torch.cat(list(fid.dataset_batches(tmp_path, 5, 16, batch=2)))
+    assert got.dtype == torch.uint8 and got.shape == (5, 3, 16, 16)
+    key = lambda a: a.tobytes()  # noqa: E731  (order is a random subset's)
+    assert sorted(map(key, got.permute(0, 2, 3, 1).numpy())) == sorted(map(key, stored))
+
+
+def test_generator_samples_are_reproducible_and_use_random_noise():
+    from conftest import small_stylegan2
+    G = small_stylegan2(res=16)
+    a = torch.cat(list(fid.generator_batches(G, 6, batch=4, seed=1)))
+    b = torch.cat(list(fid.generator_batches(G, 6, batch=4, seed=1)))
+    assert torch.equal(a, b) and a.shape == (6, 3, 16, 16)
+    with torch.no_grad():  # same z, constant noise: a different image (NVIDIA's metrics use random)
+        z = torch.randn(6, G.z_dim, generator=torch.Generator().manual_seed(1))
+        const = G.synthesize(G.z_to_w(z[:4]), noise_mode="const")
+    assert not torch.equal(a[:4], (const * 127.5 + 128).clamp(0, 255).to(torch.uint8))

@@ -31,8 +31,8 @@ ModelOpt = typer.Option("dcgan-digiface64", "--model", "-m",
                         help="Zoo name (see `ganprior models`) or checkpoint path.")
 StyleModelOpt = typer.Option(None, "--model", "-m", show_default=False,
                              help="Zoo name (see `ganprior models`) or checkpoint path "
-                                  "[default: stylegan2-digiface64 for W-space work (w, w+, "
-                                  "padinv, mixing), else dcgan-digiface64].")
+                                  "[default: stylegan2-digiface64 for W-space work (mixing; "
+                                  "invert --method w, w+, padinv), else dcgan-digiface64].")
 DeviceOpt = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps.")
 NoiseOpt = typer.Option("const", "--noise-mode",
                         help="StyleGAN2 per-pixel noise: const (reproducible) | random | none.")
@@ -375,20 +375,22 @@ def fid(
 ):
     """FID and KID between two image sets (or a model's samples), with NVIDIA's Inception
     detector (`ganprior weights list` says where it goes; offline it must be copied there).
-    Computed as NVIDIA's metrics: a model is sampled at psi 1 with constant noise."""
+    Computed as NVIDIA's metrics: a model is sampled at psi 1 with random noise (seeded)."""
     from .device import pick_device
     from .metrics import fid as F
 
     dev = pick_device(device)
-    F.load_detector(dev)  # fail before any work when the detector is missing
+    detector = F.load_detector(dev)  # fails before any work when the detector is missing
     G = None
     if not (Path(fake).is_dir() or fake.endswith(".zip")):
         G = _load(fake, device)["G"]
     if resolution is None:
         resolution = G.img_resolution if G is not None else _first_image_size(Path(real))
-    fakes = (F.generator_batches(G, n, seed=seed, device=dev) if G is not None
-             else F.dataset_batches(fake, n, resolution, seed=seed))
-    result = F.fid_kid(F.dataset_batches(real, n, resolution, seed=seed), fakes, dev)
+    from .data import ImageDataset
+    real_set = ImageDataset(real, resolution)
+    fakes = (F.generator_batches(G, n, seed=seed, device=dev, labels=real_set.labels)
+             if G is not None else F.dataset_batches(fake, n, resolution, seed=seed))
+    result = F.fid_kid(F.dataset_batches(real_set, n, seed=seed), fakes, dev, detector)
     if as_json:
         typer.echo(json.dumps(result))
     else:

@@ -85,6 +85,9 @@ def zoo_entries() -> dict[str, ZooEntry]:
 
 def default_model(needs_w: bool = False) -> str:
     """The zoo model a command uses when none is named: the StyleGAN2 one for W-space work."""
-    if needs_w and DEFAULT_STYLE_MODEL in zoo_entries():
-        return DEFAULT_STYLE_MODEL
-    return DEFAULT_MODEL
+    if not needs_w:
+        return DEFAULT_MODEL
+    if DEFAULT_STYLE_MODEL not in zoo_entries():
+        raise CheckpointError(f"the default StyleGAN2 model {DEFAULT_STYLE_MODEL} is not installed; "
+                              "pass --model with a StyleGAN2 checkpoint")
+    return DEFAULT_STYLE_MODEL

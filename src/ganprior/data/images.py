@@ -91,10 +91,14 @@ class ImageDataset(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.names)
 
-    def __getitem__(self, i):
+    def image(self, i) -> torch.Tensor:
+        """Image i as stored (no x-flip), [C, H, W] in [-1, 1] at the dataset's resolution."""
         name = self.names[i]
         with self._open(name) as f:
-            img = load_image(f, self.resolution, name=f"{self.path}:{name}")[0]
+            return load_image(f, self.resolution, name=f"{self.path}:{name}")[0]
+
+    def __getitem__(self, i):
+        img = self.image(i)
         if self.xflip and torch.rand(()) < 0.5:
             img = img.flip(-1)
         c = torch.zeros(self.c_dim)

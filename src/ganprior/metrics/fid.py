@@ -76,36 +76,40 @@ def kernel_distance(feat_real: np.ndarray, feat_fake: np.ndarray, num_subsets: i
     return float(total / num_subsets / m)
 
 
-def generator_batches(G, n: int, batch: int = 64, seed: int = 0, device="cpu"):
-    """uint8 batches of n samples of G (psi 1, const noise, uniform random classes for a
-    conditional G), reproducible from `seed`."""
+def generator_batches(G, n: int, batch: int = 64, seed: int = 0, device="cpu", labels=None):
+    """uint8 batches of n samples of G as NVIDIA's metrics draw them: psi 1, random noise;
+    a conditional G gets the classes of random `labels` (the dataset's), else uniform ones.
+    Reproducible from `seed` (the global RNG is left as it was)."""
     g = torch.Generator().manual_seed(seed)
-    for i in range(0, n, batch):
-        b = min(batch, n - i)
-        z = torch.randn(b, G.z_dim, generator=g).to(device)
-        c = None
-        if G.c_dim:
-            c = torch.nn.functional.one_hot(torch.randint(G.c_dim, (b,), generator=g),
-                                            G.c_dim).float().to(device)
-        with torch.no_grad():
-            img = G.synthesize(G.z_to_w(z, c), noise_mode="const")
-        yield (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    with torch.random.fork_rng(devices=[] if torch.device(device).type == "cpu" else [device]):
+        torch.manual_seed(seed)  # the per-pixel noise
+        for i in range(0, n, batch):
+            b = min(batch, n - i)
+            z = torch.randn(b, G.z_dim, generator=g).to(device)
+            c = None
+            if G.c_dim:
+                classes = (torch.as_tensor(labels)[torch.randint(len(labels), (b,), generator=g)]
+                           if labels is not None else torch.randint(G.c_dim, (b,), generator=g))
+                c = torch.nn.functional.one_hot(classes, G.c_dim).float().to(device)
+            with torch.no_grad():
+                img = G.synthesize(G.z_to_w(z, c), noise_mode="random")
+            yield (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
-def dataset_batches(path, n: int, resolution: int, batch: int = 64, seed: int = 0):
-    """uint8 batches of up to n images of a folder or zip (a random subset when it has more),
-    centre-cropped and resized to `resolution` as the training datasets are."""
+def dataset_batches(source, n: int, resolution: int | None = None, batch: int = 64, seed: int = 0):
+    """uint8 batches of up to n images (a random subset when there are more) of an ImageDataset,
+    or of a folder or zip, centre-cropped and resized to `resolution` as training data is."""
     from ..data import ImageDataset
-    ds = ImageDataset(path, resolution)
+    ds = source if isinstance(source, ImageDataset) else ImageDataset(source, resolution)
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].tolist()
     for k in range(0, len(idx), batch):
-        imgs = torch.stack([ds[i][0] for i in idx[k:k + batch]])
+        imgs = torch.stack([ds.image(i) for i in idx[k:k + batch]])
         yield (imgs * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
-def fid_kid(real_batches, fake_batches, device="cpu") -> dict:
+def fid_kid(real_batches, fake_batches, device="cpu", detector=None) -> dict:
     """{'fid', 'kid', 'n_real', 'n_fake'} between two streams of uint8 image batches."""
-    detector = load_detector(device)
+    detector = detector if detector is not None else load_detector(device)
     real = inception_features(detector, real_batches, device)
     fake = inception_features(detector, fake_batches, device)
     return {"fid": frechet_distance(real, fake), "kid": kernel_distance(real, fake),

@@ -9,7 +9,7 @@ Three groups, each op applied per sample with probability p (the values of NVIDI
   angle) and saturation (std 1 in log2), all about the luma axis of the zero-centred image.
 All geometric ops compose into one matrix per sample and the image is resampled once: reflect
 padding, 2x upsampling with a symlet-6 low-pass filter, bilinear sampling, 2x downsampling
-with the same filter flipped (together zero-phase). Colour ops compose into one 4x4 matrix. Everything is differentiable
+with the same filter flipped, corrected for the filter's delay. Colour ops compose into one 4x4 matrix. Everything is differentiable
 (twice, for R1 through D(aug(x))). At p < ~0.8 no augmentation leaks into G.
 
 p is tuned every `interval` minibatches: the overfitting heuristic r_t = E[sign(D(real))] is
@@ -146,7 +146,7 @@ class AugmentPipe:
 
     def colour(self, x: torch.Tensor, matrix: torch.Tensor | None = None) -> torch.Tensor:
         n, c, h, w = x.shape
-        if c != 3:  # colour ops are defined on RGB; grey images keep their pixels
+        if c != 3:  # defined on RGB (NVIDIA's pipe would still change a grey image's brightness)
             return x
         m = self.colour_matrix(n, x.device) if matrix is None else matrix
         flat = x.reshape(n, 3, h * w)
@@ -191,17 +191,30 @@ def resample(x: torch.Tensor, inverse: torch.Tensor, f: torch.Tensor) -> torch.T
     x = F.pad(x, [pad_x, pad_x, pad_y, pad_y], mode="reflect")
     x = upsample2d(x, f)
     hu, wu = x.shape[2:]
+    # The filter is not symmetric: its delay shifts the upsampled content by `delay` 1x pixels
+    # (from its centroid; 0.2 for symlet-6) and the flipped downsampling shifts back by as much.
+    # Sampling positions and source coordinates are corrected for it, so any transform (not only
+    # the identity) lands on the right pixels. NVIDIA corrects by a fixed half upsampled pixel.
+    delay_x, delay_y = _delay(f.sum(0)), _delay(f.sum(1))
     # 2x output samples over the image plus `border`, in centred 1x pixel coordinates
     ho, wo = 2 * (h + 2 * border), 2 * (w + 2 * border)
-    ys = (torch.arange(ho, device=x.device) - (ho - 1) / 2) / 2
-    xs = (torch.arange(wo, device=x.device) - (wo - 1) / 2) / 2
+    ys = (torch.arange(ho, device=x.device) - (ho - 1) / 2) / 2 + delay_y
+    xs = (torch.arange(wo, device=x.device) - (wo - 1) / 2) / 2 + delay_x
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     pts = torch.stack([gx.flatten(), gy.flatten(), torch.ones_like(gx.flatten())])
     src = inverse @ pts  # [n, 3, P]
-    # centred 1x coordinate s sits at upsampled index 2 s + (size - 1) / 2, i.e. at the
-    # normalised coordinate 4 s / size of grid_sample (align_corners=False)
-    grid = torch.stack([4 * src[:, 0] / wu, 4 * src[:, 1] / hu], dim=-1).reshape(n, ho, wo, 2)
+    # centred 1x coordinate s sits at upsampled index 2 (s - delay) + (size - 1) / 2, i.e. at
+    # the normalised coordinate 4 (s - delay) / size of grid_sample (align_corners=False)
+    grid = torch.stack([4 * (src[:, 0] - delay_x) / wu, 4 * (src[:, 1] - delay_y) / hu],
+                       dim=-1).reshape(n, ho, wo, 2)
     x = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros",
                       align_corners=False)
-    x = downsample2d(x, f.flip(list(range(f.ndim))))  # flipped: with the upsampling, a zero-phase filter
+    x = downsample2d(x, f.flip(list(range(f.ndim))))
     return x[:, :, border:border + h, border:border + w]
+
+
+def _delay(taps: torch.Tensor) -> float:
+    """How far (in 1x pixels) 2x upsampling with these taps moves the content: half the distance
+    from the middle tap to the taps' centroid (0 for a symmetric filter)."""
+    centroid = (torch.arange(len(taps), device=taps.device) * taps).sum() / taps.sum()
+    return ((len(taps) - 1) / 2 - centroid.item()) / 2

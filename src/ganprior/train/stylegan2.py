@@ -17,7 +17,7 @@
 - Several processes: `torchrun --nproc_per_node K -m ganprior.cli train stylegan2 ...` splits
   the batch across processes (gloo on CPU, nccl on CUDA); rank 0 writes all outputs.
 
-- ADA (`aug="ada"`, NVIDIA's default): the "bgc" blit and colour ops without resampling,
+- ADA (`aug="ada"`, NVIDIA's default): the "bgc" pipe (blits, geometric and colour ops),
   p adapted towards E[sign(D(real))] = 0.6 every 4 minibatches (see `augment.py`).
 """
 from __future__ import annotations
@@ -126,7 +126,8 @@ class Trainer:
     def __init__(self, dataset, spec: dict, seed: int = 0, device="cpu", rank: int = 0,
                  world: int = 1, fid_images: int = 10000):
         self.dataset, self.spec, self.device = dataset, spec, torch.device(device)
-        self.fid_images, self._fid_real = fid_images, None  # not in spec: a measurement setting
+        # not in spec: a measurement setting, which may change when a run is resumed
+        self.fid_images, self._fid_real, self._detector = fid_images, None, None
         self.seed, self.rank, self.world = seed, rank, world
         if spec["mb"] % world:
             raise ValueError(f"batch {spec['mb']} is not divisible by {world} processes")
@@ -278,20 +279,17 @@ class Trainer:
         """C2ST accuracy of G_ema samples against held-out real images (0.5 = indistinguishable),
         plus FID/KID when NVIDIA's Inception detector is installed."""
         from ..metrics.c2st import c2st_accuracy
-        if self.n_holdout < 8:
-            return {}
-        flip, self.dataset.xflip = self.dataset.xflip, False
-        real = torch.stack([self.dataset[i][0] for i in range(self.n_train, len(self.dataset))])
-        self.dataset.xflip = flip
-        g = torch.Generator().manual_seed(seed)
-        z = torch.randn(len(real), self.G_ema.z_dim, generator=g).to(self.device)
-        c = torch.zeros(len(real), self.G_ema.c_dim, device=self.device)
-        if self.G_ema.c_dim:
-            c[torch.arange(len(real)), torch.randint(self.G_ema.c_dim, (len(real),), generator=g)] = 1
-        fake = torch.cat([self.G_ema(z[i:i + 64], c[i:i + 64], noise_mode="const")
-                          for i in range(0, len(z), 64)]).cpu()
-        out = {"c2st_accuracy": c2st_accuracy(real.cpu(), fake, seed=seed),
-               "c2st_images": len(real)}
+        out = {}
+        if self.n_holdout >= 8:
+            real = torch.stack([self.dataset.image(i) for i in range(self.n_train, len(self.dataset))])
+            g = torch.Generator().manual_seed(seed)
+            z = torch.randn(len(real), self.G_ema.z_dim, generator=g).to(self.device)
+            c = torch.zeros(len(real), self.G_ema.c_dim, device=self.device)
+            if self.G_ema.c_dim:
+                c[torch.arange(len(real)), torch.randint(self.G_ema.c_dim, (len(real),), generator=g)] = 1
+            fake = torch.cat([self.G_ema(z[i:i + 64], c[i:i + 64], noise_mode="const")
+                              for i in range(0, len(z), 64)]).cpu()
+            out = {"c2st_accuracy": c2st_accuracy(real, fake, seed=seed), "c2st_images": len(real)}
         return dict(out, **self.fid_kid(seed))
 
     @torch.no_grad()
@@ -303,16 +301,14 @@ class Trainer:
         n = min(self.fid_images, len(self.dataset))
         if n < 2 or weights.find("inception-fid") is None:
             return {}
-        detector = fid.load_detector(self.device)
+        if self._detector is None:
+            self._detector = fid.load_detector(self.device)
         if self._fid_real is None:
-            idx = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(seed))[:n]
-            flip, self.dataset.xflip = self.dataset.xflip, False
-            batches = ((torch.stack([self.dataset[i][0] for i in idx[k:k + 64].tolist()]) * 127.5
-                        + 128).clamp(0, 255).to(torch.uint8) for k in range(0, n, 64))
-            self._fid_real = fid.inception_features(detector, batches, self.device)
-            self.dataset.xflip = flip
+            self._fid_real = fid.inception_features(
+                self._detector, fid.dataset_batches(self.dataset, n, seed=seed), self.device)
         fake = fid.inception_features(
-            detector, fid.generator_batches(self.G_ema, n, seed=seed, device=self.device), self.device)
+            self._detector, fid.generator_batches(self.G_ema, n, seed=seed, device=self.device,
+                                                  labels=self.dataset.labels), self.device)
         tag = f"{n // 1000}k" if n % 1000 == 0 else str(n)
         return {f"fid{tag}": fid.frechet_distance(self._fid_real, fake),
                 f"kid{tag}": fid.kernel_distance(self._fid_real, fake)}

@@ -31,6 +31,8 @@ bench: setup
 	# the encoder baseline of the inversion table (resumes if interrupted, instant when done)
 	$(BIN)/ganprior train-encoder --model dcgan-digiface64 --steps 1500 --out out/bench/encoder-dcgan
 	$(BIN)/python benchmarks/inversion.py --encoder out/bench/encoder-dcgan
+	# the StyleGAN2 rows (w+, PadInv) on the embedded StyleGAN2 model
+	$(BIN)/python benchmarks/inversion.py --model stylegan2-digiface64
 	$(BIN)/python benchmarks/train.py
 
 clean:

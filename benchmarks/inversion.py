@@ -99,7 +99,8 @@ def main():
     methods.append((f"(d) mGANprior N={args.codes} @{args.layer}",
                     lambda: make_method("mganprior", codes=args.codes, layer=args.layer)))
     if "w" in G.latent_spaces:
-        methods += [("w+", lambda: make_method("w+")), ("PadInv (opt.)", lambda: make_method("padinv"))]
+        methods += [("w", lambda: make_method("w")), ("w+", lambda: make_method("w+")),
+                    ("PadInv (opt.)", lambda: make_method("padinv"))]
 
     sets = {"in-domain": in_domain(G, args.n_in_domain), "real photos": real_photos(G.img_resolution)}
     results, figures = {}, []

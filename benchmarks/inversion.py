@@ -145,7 +145,9 @@ def render(results, methods, args, figures, has_encoder):
                      f"({set_name}: top row targets, then one row per method in table order)")
         lines.append("")
     if not has_encoder:
-        lines.append("Rows (b) and (c) need the encoder file; see the command above.")
+        lines.append(f"Rows (b) encoder and (c) hybrid need an encoder for this model: "
+                     f"`ganprior train-encoder --model {args.model} --steps 1500 --out "
+                     f"{os.path.relpath(args.encoder, ROOT)}` before the benchmark.")
     return "\n".join(lines)
 
 if __name__ == "__main__":

@@ -96,6 +96,9 @@ Commands:
 {prov["command"]}
 ```
 
+To train further, rerun the training command (it resumes exactly from the run folder's
+`state.pt`) and publish the newer snapshot with `scripts/publish_zoo.py`.
+
 Samples (seeds 0-63, ψ 1):
 
 ![samples]({name}_samples.png)
@@ -120,6 +123,7 @@ def main():
     ap.add_argument("--name", required=True)
     ap.add_argument("--command", required=True, help="the command lines that made the run")
     ap.add_argument("--snapshot", help="snapshot stem (default: the newest)")
+    ap.add_argument("--hardware", help="what the run trained on, when its log does not say")
     ap.add_argument("--zoo-dir", type=Path, default=ROOT / "src" / "ganprior" / "zoo")
     ap.add_argument("--docs-dir", type=Path, default=ROOT / "docs" / "zoo")
     args = ap.parse_args()
@@ -154,7 +158,7 @@ def main():
         "command": args.command,
         "kimg": kimg,
         "training_seconds": round(training_seconds(log, kimg)),
-        "hardware": entry.get("hardware", "unknown (not in the run's log)"),
+        "hardware": entry.get("hardware") or args.hardware or "unknown (not in the run's log)",
         "published": datetime.date.today().isoformat(),
         "quality": quality,
         "training": prov["training"],

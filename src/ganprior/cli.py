@@ -76,7 +76,8 @@ def _load(model: str, device: str):
 def models():
     """List the embedded default models: resolution, latent spaces, source, availability."""
     from .checkpoints import zoo_entries
-    table = Table("name", "arch", "res", "latent spaces", "status", "source")
+    from rich.table import Column
+    table = Table(Column("name", no_wrap=True), "arch", "res", "latent spaces", "status", "source")
     for e in zoo_entries().values():
         status = e.availability()
         table.add_row(e.name, e.arch, str(e.resolution), ", ".join(e.latent_spaces),

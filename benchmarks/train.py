@@ -143,7 +143,8 @@ def main():
              f"channel_max {args.channel_max}, mapping {args.map} layers, z/w {args.dim} "
              f"(G {params:.2f} M parameters), R1 γ {spec['gamma']:.4g} every 16, path length "
              f"every 4, style mixing 0.9, no augmentation unless the row says ADA; median of {args.cycles} 16-minibatch "
-             f"cycles. Command: `NVLABS_SG2ADA=<checkout> python benchmarks/train.py`.", "",
+             f"cycles. Command: `NVLABS_SG2ADA=<checkout> python benchmarks/train.py"
+             f"{'' if args.cycles == 3 else f' --cycles {args.cycles}'}`.", "",
              "| implementation | s/kimg | img/s |", "|---|---|---|"]
     for k, v in s_per_kimg.items():
         lines.append(f"| {k} | {v:.1f} | {1000 / v:.1f} |")

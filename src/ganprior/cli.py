@@ -382,13 +382,14 @@ def fid(
 
     dev = pick_device(device)
     detector = F.load_detector(dev)  # fails before any work when the detector is missing
+    from .data import ImageDataset
     G = None
     if not (Path(fake).is_dir() or fake.endswith(".zip")):
         G = _load(fake, device)["G"]
+    real_set = ImageDataset(real, resolution=8)  # scanned once; its resolution is set below
     if resolution is None:
-        resolution = G.img_resolution if G is not None else _first_image_size(Path(real))
-    from .data import ImageDataset
-    real_set = ImageDataset(real, resolution)
+        resolution = G.img_resolution if G is not None else min(real_set.first_image_size())
+    real_set.resolution = resolution
     fakes = (F.generator_batches(G, n, seed=seed, device=dev, labels=real_set.labels)
              if G is not None else F.dataset_batches(fake, n, resolution, seed=seed))
     result = F.fid_kid(F.dataset_batches(real_set, n, seed=seed), fakes, dev, detector)
@@ -397,11 +398,6 @@ def fid(
     else:
         console.print(f"FID {result['fid']:.3f}  KID {result['kid']:.5f}  "
                       f"({result['n_real']} real, {result['n_fake']} generated, {resolution} px)")
-
-
-def _first_image_size(path: Path) -> int:
-    from .data import ImageDataset
-    return min(ImageDataset(path, resolution=8).first_image_size())
 
 
 weights_app = typer.Typer(help="Optional pretrained networks (VGG16, LPIPS, Inception) in the cache folder.",

@@ -29,7 +29,10 @@ def upfirdn_numpy(x, f, up, down, pad):
 
 
 @pytest.mark.parametrize("up,down,pad", [(1, 1, (1, 2, 0, 1)), (2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)),
-                                         (2, 2, (-1, 2, 1, 0)), (4, 1, (3, 2, 3, 2))])
+                                         (2, 2, (-1, 2, 1, 0)), (4, 1, (3, 2, 3, 2)),
+                                         # the fast paths: cropped/extended transposed conv, strides
+                                         (2, 1, (-2, 4, 0, 3)), (3, 2, (1, 0, 2, 2)),
+                                         (1, 3, (2, 2, -1, 1)), (2, 1, (5, 5, 0, 0))])
 def test_upfirdn2d_matches_definition(up, down, pad):
     rng = np.random.RandomState(0)
     x = rng.randn(2, 3, 7, 6)

@@ -44,22 +44,30 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
     if f is None:
         f = torch.ones(1, 1, dtype=x.dtype, device=x.device)
     px0, px1, py0, py1 = _pad4(padding)
-    if up > 1:  # zero insertion
-        x = x.reshape(n, c, h, 1, w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(n, c, h * up, w * up)
+    f = (f * (gain ** (f.ndim / 2))).to(x.dtype)
+    if f.ndim == 1:
+        f = torch.outer(f, f)
+    fh, fw = f.shape
+    if up > 1:
+        # Zero insertion followed by a true convolution is a stride-`up` transposed convolution
+        # with the unflipped filter: same numbers, a quarter of the multiply-adds at up=2.
+        # Its output is the full convolution; crop (or zero-extend) it to the requested padding.
+        sx0, sx1 = fw - 1 - px0, fw - up - px1
+        sy0, sy1 = fh - 1 - py0, fh - up - py1
+        tx, ty = max(min(sx0, sx1), 0), max(min(sy0, sy1), 0)
+        x = F.conv_transpose2d(x, f[None, None].expand(c, 1, fh, fw), stride=up, groups=c,
+                               padding=[ty, tx])
+        if (sx0, sx1, sy0, sy1) != (tx, tx, ty, ty):
+            x = F.pad(x, [tx - sx0, tx - sx1, ty - sy0, ty - sy1])
+        return x if down == 1 else x[:, :, ::down, ::down]
     conv_pad = 0
-    if px0 == px1 == py0 == py1 and px0 >= 0:
-        conv_pad = px0  # let the conv pad: saves a full copy of x
+    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        conv_pad = [py0, px0]  # let the conv pad: saves a full copy of x
     else:
-        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-        x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
-    f = (f * (gain ** (f.ndim / 2))).to(x.dtype).flip(list(range(f.ndim)))
-    kernel = f[None, None].expand(c, 1, *f.shape)
-    x = F.conv2d(x, kernel, groups=c, padding=conv_pad)
-    if down > 1:
-        x = x[:, :, ::down, ::down]
-    return x
+        x = F.pad(x, [px0, px1, py0, py1])  # negative values crop
+    kernel = f.flip([0, 1])[None, None].expand(c, 1, fh, fw)
+    # A strided convolution skips the outputs that downsampling would throw away.
+    return F.conv2d(x, kernel, groups=c, padding=conv_pad, stride=down)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:

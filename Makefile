@@ -34,6 +34,7 @@ bench: setup
 	# the StyleGAN2 rows (w+, PadInv) on the embedded StyleGAN2 model
 	$(BIN)/python benchmarks/inversion.py --model stylegan2-digiface64
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/augment.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

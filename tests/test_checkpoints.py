@@ -262,8 +262,12 @@ def test_pkl_to_native_to_rosinality_conversion_chain(tmp_path):
     save_networks(load_networks(tmp_path / "a.pkl"), tmp_path / "b.safetensors")
     save_networks(load_networks(tmp_path / "b.safetensors"), tmp_path / "c.pt")
     same_images(G, load_networks(tmp_path / "c.pt")["G"])
-    with pytest.raises(CheckpointError, match="NVIDIA .pkl is not supported"):
+    with pytest.raises(CheckpointError, match="needs NVIDIA's stylegan2-ada-pytorch checkout"):
         save_networks(load_networks(tmp_path / "b.safetensors"), tmp_path / "d.pkl")
+    with pytest.raises(CheckpointError, match="not a stylegan2-ada-pytorch checkout"):
+        save_networks(load_networks(tmp_path / "b.safetensors"), tmp_path / "d.pkl",
+                      nvlabs_code=tmp_path)
+    assert not (tmp_path / "d.pkl").exists()
 
 
 # --- zoo -------------------------------------------------------------------------------------

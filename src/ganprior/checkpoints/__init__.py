@@ -72,8 +72,9 @@ def load_generator(spec, device="cpu") -> GeneratorBase:
     return load_networks(spec, device)["G"]
 
 
-def save_networks(nets: dict, out) -> list[Path]:
-    """Write `nets` to `out`: native (.safetensors) or rosinality (.pt), chosen by extension."""
+def save_networks(nets: dict, out, nvlabs_code=None) -> list[Path]:
+    """Write `nets` to `out`: native (.safetensors), rosinality (.pt) or NVIDIA (.pkl, built with
+    the NVIDIA checkout at `nvlabs_code`), chosen by extension."""
     out = Path(out)
     if out.suffix == ".pt":
         import torch
@@ -83,8 +84,12 @@ def save_networks(nets: dict, out) -> list[Path]:
         atomic_write(out, lambda tmp: torch.save(data, tmp))
         return [out]
     if out.suffix == ".pkl":
-        raise CheckpointError("writing NVIDIA .pkl is not supported: that format embeds NVIDIA's "
-                              "source code; write .safetensors (native) or .pt (rosinality)")
+        if nvlabs_code is None:
+            raise CheckpointError("writing NVIDIA .pkl needs NVIDIA's stylegan2-ada-pytorch "
+                                  "checkout (that format embeds its source code): pass its folder "
+                                  "with --nvlabs-code")
+        from .nvlabs import save_nvlabs_pickle
+        return [save_nvlabs_pickle(nets, out, nvlabs_code)]
     prov = dict(nets.get("meta", {}).get("provenance", {}))
     prov.setdefault("converted_from", nets.get("meta", {}).get("source"))
     return list(save_native(out, nets["G"], nets.get("D"), provenance=prov))

@@ -14,6 +14,8 @@ import collections
 import inspect
 import io
 import pickle
+import sys
+from pathlib import Path
 
 import torch
 
@@ -186,4 +188,48 @@ def load_nvlabs_pickle(path) -> dict[str, torch.nn.Module]:
         raise CheckpointError(f"{path}: '{g_key}' is not a generator")
     out["meta"] = {"source": "nvlabs-pkl", "generator_key": g_key,
                    "training_set_kwargs": _plain(data.get("training_set_kwargs"))}
+    return out
+
+
+def save_nvlabs_pickle(nets: dict, out, code_dir) -> Path:
+    """Write `nets` as an NVIDIA `.pkl` that their `legacy.load_network_pkl` reads.
+
+    Such a file must carry NVIDIA's source code (their persistence pickles it), so it is built
+    from the user's own stylegan2-ada-pytorch checkout at `code_dir`: their Generator and
+    Discriminator are constructed from our config and given our weights (the parameter names
+    are theirs), then pickled by their code. Nothing of theirs ships with ganprior."""
+    from ..files import atomic_write
+
+    code_dir = Path(code_dir).expanduser()
+    if not (code_dir / "training" / "networks.py").is_file() or \
+            not (code_dir / "torch_utils" / "persistence.py").is_file():
+        raise CheckpointError(f"{code_dir}: not a stylegan2-ada-pytorch checkout "
+                              "(training/networks.py and torch_utils/persistence.py are needed)")
+    sys.path.insert(0, str(code_dir))
+    try:
+        from training import networks  # noqa: E402  (the user's NVIDIA checkout)
+    except ModuleNotFoundError as e:
+        raise CheckpointError(f"NVIDIA's code at {code_dir} needs the Python package "
+                              f"'{e.name}' (pip install {e.name})")
+    finally:
+        sys.path.remove(str(code_dir))
+    theirs = {}
+    for key, cls in (("G", networks.Generator), ("D", networks.Discriminator)):
+        ours = nets.get(key)
+        if ours is None:
+            continue
+        if not isinstance(ours, (StyleGAN2Generator, StyleGAN2Discriminator)):
+            raise CheckpointError(f"only StyleGAN2 networks can be written as NVIDIA .pkl, "
+                                  f"{key} is a {type(ours).__name__}")
+        net = cls(**ours.config).eval().requires_grad_(False)
+        missing, unexpected = net.load_state_dict(ours.state_dict(), strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"{key}: NVIDIA's {cls.__name__} differs from ours "
+                                  f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        theirs[key] = net
+    # G is the averaged generator our snapshots keep; NVIDIA's tools read G_ema first.
+    data = {"G": theirs["G"], "D": theirs.get("D"), "G_ema": theirs["G"], "augment_pipe": None,
+            "training_set_kwargs": nets.get("meta", {}).get("training_set_kwargs")}
+    out = Path(out)
+    atomic_write(out, lambda tmp: Path(tmp).write_bytes(pickle.dumps(data)))
     return out

@@ -64,6 +64,9 @@ def main():
     nvidia = nvidia_pipe(args.p)
     if nvidia is not None:
         pipes["NVIDIA reference"] = nvidia
+    else:
+        print("NVLABS_SG2ADA not set (or not a stylegan2-ada-pytorch checkout): timing ganprior only",
+              file=sys.stderr)
     times = {name: [] for name in pipes}
     for name, pipe in pipes.items():
         forward_double_backward(pipe, x)  # warm-up
@@ -77,7 +80,8 @@ def main():
     rows = "\n".join(f"| {name} | {v:.0f} |" for name, v in ms.items())
     text = (f"Measured {datetime.date.today()} on {os.cpu_count()} CPU cores, torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads, fp32. Batch {args.batch}, {args.res} px, bgc at p {args.p}, "
-            f"forward + double backward; median of {args.rounds} rounds of {args.reps}. "
+            f"forward + double backward; median of {args.rounds} rounds of {args.reps}. On CPU NVIDIA's "
+            "pipe runs its pure-PyTorch fallback (`_upfirdn2d_ref`), not its CUDA kernel. "
             "Command: `NVLABS_SG2ADA=<checkout> python benchmarks/augment.py`.\n\n"
             f"| implementation | ms per batch |\n|---|---|\n{rows}\n")
     if len(ms) == 2:

@@ -69,7 +69,6 @@ def test_same_pngs_as_nvidia_generate(tmp_path, c_dim, trap):
     assert not trap.exists()
 
 
-
 # Our export, written with NVIDIA's classes from the checkout (dnnlib imports requests at the top).
 EXPORT = textwrap.dedent("""
     import sys, types
@@ -91,6 +90,7 @@ RENDER = textwrap.dedent("""
 
 def test_exported_pkl_renders_the_same_in_nvidias_generate(tmp_path, trap):
     """A ganprior snapshot exported to .pkl is read by NVIDIA's own loader and renders our images."""
+    import torch
     from conftest import small_stylegan2
 
     from ganprior.checkpoints import load_networks, save_networks
@@ -102,7 +102,9 @@ def test_exported_pkl_renders_the_same_in_nvidias_generate(tmp_path, trap):
     assert r.returncode == 0, r.stderr[-2000:]
     assert b"module_src" in pkl.read_bytes()  # NVIDIA's persistence wrote it
     back = load_networks(pkl)  # and our restricted reader takes it back, D included
-    assert set(back) >= {"G", "D"}
+    assert back["G"].config == G.config and back["D"].config == D.config
+    img = torch.randn(4, 3, G.img_resolution, G.img_resolution)
+    torch.testing.assert_close(back["D"](img, None), D(img, None))
     nv_out, our_out = tmp_path / "nv", tmp_path / "ours"
     r = subprocess.run([sys.executable, "-c", f"NV={NV!r}; PKL={str(pkl)!r}; OUT={str(nv_out)!r}\n"
                         + RENDER], capture_output=True, text=True)

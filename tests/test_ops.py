@@ -41,6 +41,40 @@ def test_upfirdn2d_matches_definition(up, down, pad):
     np.testing.assert_allclose(ours.numpy(), upfirdn_numpy(x, f, up, down, pad), atol=1e-10)
 
 
+def test_upfirdn2d_random_cases_match_definition():
+    """Many shapes, filters and paddings, including crops that reach past the data."""
+    rng = np.random.RandomState(1)
+    checked = 0
+    for _ in range(300):
+        up, down = rng.randint(1, 5), rng.randint(1, 4)
+        h, w, kh, kw = rng.randint(1, 7), rng.randint(1, 7), rng.randint(1, 6), rng.randint(1, 6)
+        pad = tuple(int(p) for p in rng.randint(-5, 7, size=4))
+        if min(h * up + pad[2] + pad[3] - kh, w * up + pad[0] + pad[1] - kw) < 0:
+            continue  # no output
+        x, f = rng.randn(1, 2, h, w), rng.rand(kh, kw)
+        ours = upfirdn2d(torch.from_numpy(x), torch.from_numpy(f), up=up, down=down, padding=list(pad))
+        np.testing.assert_allclose(ours.numpy(), upfirdn_numpy(x, f, up, down, pad), atol=1e-10,
+                                   err_msg=f"up {up} down {down} pad {pad} x {h}x{w} f {kh}x{kw}")
+        checked += 1
+    assert checked > 150
+
+
+def test_upfirdn2d_separable_filter_and_gain():
+    rng = np.random.RandomState(2)
+    x, taps = rng.randn(2, 3, 5, 6), rng.rand(4)
+    ours = upfirdn2d(torch.from_numpy(x), torch.from_numpy(taps), up=2, padding=[2, 1, 2, 1], gain=4)
+    expected = 4 * upfirdn_numpy(x, np.outer(taps, taps), 2, 1, (2, 1, 2, 1))
+    np.testing.assert_allclose(ours.numpy(), expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("up,down,pad", [(2, 1, [2, 1, 2, 1]), (1, 2, [1, 1, 1, 1]), (2, 1, [-1, 3, 0, 2])])
+def test_upfirdn2d_double_backward(up, down, pad):
+    """R1 differentiates through the ADA resampling twice."""
+    f = torch.rand(4, 3, dtype=torch.float64)
+    x = torch.randn(1, 1, 4, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda x: upfirdn2d(x, f, up=up, down=down, padding=pad), (x,))
+
+
 def test_resampling_shapes_and_dc_gain():
     f = setup_filter([1, 3, 3, 1])
     x = torch.ones(1, 2, 8, 8)

@@ -200,6 +200,9 @@ def save_nvlabs_pickle(nets: dict, out, code_dir) -> Path:
     are theirs), then pickled by their code. Nothing of theirs ships with ganprior."""
     from ..files import atomic_write
 
+    if nets.get("D") is None:
+        raise CheckpointError("NVIDIA's loader needs a discriminator and this checkpoint has only "
+                              "G; export a training snapshot (network-snapshot-*.safetensors)")
     code_dir = Path(code_dir).expanduser()
     if not (code_dir / "training" / "networks.py").is_file() or \
             not (code_dir / "torch_utils" / "persistence.py").is_file():
@@ -209,27 +212,43 @@ def save_nvlabs_pickle(nets: dict, out, code_dir) -> Path:
     try:
         from training import networks  # noqa: E402  (the user's NVIDIA checkout)
     except ModuleNotFoundError as e:
-        raise CheckpointError(f"NVIDIA's code at {code_dir} needs the Python package "
-                              f"'{e.name}' (pip install {e.name})")
+        for name in [m for m in sys.modules if m.split(".")[0] in ("training", "torch_utils", "dnnlib")]:
+            del sys.modules[name]  # half-imported: let a later attempt start clean
+        raise CheckpointError(f"NVIDIA's code at {code_dir} needs the Python module '{e.name}', "
+                              "which is not installed")
     finally:
+        # Their modules (training, torch_utils, dnnlib) stay imported: a second export in the
+        # same process uses the first checkout. The CLI runs one per process.
         sys.path.remove(str(code_dir))
     theirs = {}
-    for key, cls in (("G", networks.Generator), ("D", networks.Discriminator)):
-        ours = nets.get(key)
-        if ours is None:
-            continue
-        if not isinstance(ours, (StyleGAN2Generator, StyleGAN2Discriminator)):
-            raise CheckpointError(f"only StyleGAN2 networks can be written as NVIDIA .pkl, "
+    for key, cls, ours_cls in (("G", networks.Generator, StyleGAN2Generator),
+                               ("D", networks.Discriminator, StyleGAN2Discriminator)):
+        ours = nets[key]
+        if not isinstance(ours, ours_cls):
+            raise CheckpointError(f"only StyleGAN2 networks can be written as NVIDIA .pkl; "
                                   f"{key} is a {type(ours).__name__}")
-        net = cls(**ours.config).eval().requires_grad_(False)
-        missing, unexpected = net.load_state_dict(ours.state_dict(), strict=False)
+        try:
+            net = cls(**_without_stylegan3_options(ours.config)).eval().requires_grad_(False)
+            missing, unexpected = net.load_state_dict(ours.state_dict(), strict=False)
+        except (TypeError, ValueError, AssertionError, RuntimeError) as e:
+            raise CheckpointError(f"{key}: NVIDIA's {cls.__name__} cannot take this network ({e})")
         if missing or unexpected:
             raise CheckpointError(f"{key}: NVIDIA's {cls.__name__} differs from ours "
                                   f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         theirs[key] = net
     # G is the averaged generator our snapshots keep; NVIDIA's tools read G_ema first.
-    data = {"G": theirs["G"], "D": theirs.get("D"), "G_ema": theirs["G"], "augment_pipe": None,
+    data = {"G": theirs["G"], "D": theirs["D"], "G_ema": theirs["G"], "augment_pipe": None,
             "training_set_kwargs": nets.get("meta", {}).get("training_set_kwargs")}
     out = Path(out)
-    atomic_write(out, lambda tmp: Path(tmp).write_bytes(pickle.dumps(data)))
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            pickle.dump(data, f)
+    atomic_write(out, write)
     return out
+
+
+def _without_stylegan3_options(config: dict) -> dict:
+    """Our config minus the stylegan3 repo's `fused_modconv_default` (stylegan2-ada lacks it)."""
+    return {k: _without_stylegan3_options(v) if isinstance(v, dict) else v
+            for k, v in config.items() if k != "fused_modconv_default"}

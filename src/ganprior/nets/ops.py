@@ -58,16 +58,23 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
         x = F.conv_transpose2d(x, f[None, None].expand(c, 1, fh, fw), stride=up, groups=c,
                                padding=[ty, tx])
         if (sx0, sx1, sy0, sy1) != (tx, tx, ty, ty):
-            x = F.pad(x, [tx - sx0, tx - sx1, ty - sy0, ty - sy1])
+            x = _pad_then_crop(x, [tx - sx0, tx - sx1, ty - sy0, ty - sy1])
         return x if down == 1 else x[:, :, ::down, ::down]
     conv_pad = 0
     if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
         conv_pad = [py0, px0]  # let the conv pad: saves a full copy of x
     else:
-        x = F.pad(x, [px0, px1, py0, py1])  # negative values crop
+        x = _pad_then_crop(x, [px0, px1, py0, py1])
     kernel = f.flip([0, 1])[None, None].expand(c, 1, fh, fw)
     # A strided convolution skips the outputs that downsampling would throw away.
     return F.conv2d(x, kernel, groups=c, padding=conv_pad, stride=down)
+
+
+def _pad_then_crop(x: torch.Tensor, pads: list[int]) -> torch.Tensor:
+    """Zero-pad the positive sides of [x0, x1, y0, y1], then crop the negative ones (padding
+    first, so a crop reaching into the other side's padding is still valid)."""
+    x = F.pad(x, [max(p, 0) for p in pads])
+    return F.pad(x, [min(p, 0) for p in pads])
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:

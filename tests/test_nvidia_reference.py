@@ -57,16 +57,21 @@ def test_same_pngs_as_nvidia_generate(tmp_path, c_dim, trap):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 or (nv_out / "seed0003.png").exists(), r.stderr[-2000:]
     assert b"module_src" in pkl.read_bytes()  # a real persistence pickle, source embedded
-    r = subprocess.run([sys.executable, "-m", "ganprior.cli", "generate", "--model", str(pkl),
-                        "--seeds", "0-3", "--trunc", "0.7", "--out", str(our_out), "--device", "cpu"]
-                       + extra, capture_output=True, text=True)
+    assert_generate_matches(pkl, nv_out, our_out, extra)
+    assert not trap.exists()
+
+
+def assert_generate_matches(model, nv_out, our_out, extra=()):
+    """`ganprior generate` on `model` writes the PNGs NVIDIA's generate.py wrote to nv_out."""
+    r = subprocess.run([sys.executable, "-m", "ganprior.cli", "generate", "--model", str(model),
+                        "--seeds", "0-3", "--trunc", "0.7", "--out", str(our_out), "--device", "cpu",
+                        *extra], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     for s in range(4):
         a = np.asarray(Image.open(nv_out / f"seed{s:04d}.png")).astype(int)
         b = np.asarray(Image.open(our_out / f"seed{s:04d}.png")).astype(int)
         # fp32 rounding may flip a value that sits exactly on a quantisation step
         assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.001, f"seed {s}"
-    assert not trap.exists()
 
 
 # Our export, written with NVIDIA's classes from the checkout (dnnlib imports requests at the top).
@@ -109,14 +114,7 @@ def test_exported_pkl_renders_the_same_in_nvidias_generate(tmp_path, trap):
     r = subprocess.run([sys.executable, "-c", f"NV={NV!r}; PKL={str(pkl)!r}; OUT={str(nv_out)!r}\n"
                         + RENDER], capture_output=True, text=True)
     assert r.returncode == 0 or (nv_out / "seed0003.png").exists(), r.stderr[-2000:]
-    r = subprocess.run([sys.executable, "-m", "ganprior.cli", "generate", "--model", str(src),
-                        "--seeds", "0-3", "--trunc", "0.7", "--out", str(our_out), "--device", "cpu"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    for s in range(4):
-        a = np.asarray(Image.open(nv_out / f"seed{s:04d}.png")).astype(int)
-        b = np.asarray(Image.open(our_out / f"seed{s:04d}.png")).astype(int)
-        assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.001, f"seed {s}"
+    assert_generate_matches(src, nv_out, our_out)
     assert not trap.exists()
 
 

@@ -40,7 +40,7 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
     `padding` is [x0, x1, y0, y1] in the upsampled image, as in NVIDIA's upfirdn2d.
     The filter is applied as a true convolution (flipped), like the reference.
     """
-    n, c, h, w = x.shape
+    c = x.shape[1]
     if f is None:
         f = torch.ones(1, 1, dtype=x.dtype, device=x.device)
     px0, px1, py0, py1 = _pad4(padding)

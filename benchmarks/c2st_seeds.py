@@ -38,7 +38,9 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(2)
 
-    data = ImageDataset(args.data, 64)
+    snapshots = {k: load_generator(args.run / f"network-snapshot-{k:06d}.safetensors")
+                 for k in args.kimg}
+    data = ImageDataset(args.data, snapshots[args.kimg[0]].img_resolution)
     real = torch.stack([data.image(i) for i in range(len(data) - args.holdout, len(data))])
     logged = {}
     log = args.run / "log.jsonl"
@@ -50,7 +52,7 @@ def main():
     rows = ["| kimg | logged (seed 0) | " + " | ".join(f"seed {s}" for s in args.seeds)
             + " | mean of the new seeds |", "|---" * (len(args.seeds) + 3) + "|"]
     for kimg in args.kimg:
-        G = load_generator(args.run / f"network-snapshot-{kimg:06d}.safetensors")
+        G = snapshots[kimg]
         accs = []
         for seed in args.seeds:
             z = torch.randn(len(real), G.z_dim, generator=torch.Generator().manual_seed(seed))

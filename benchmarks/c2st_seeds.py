@@ -67,7 +67,7 @@ def main():
     head = (f"Measured {datetime.date.today()}: {len(real)} held-out images against as many "
             f"samples, classifier 300 steps; 0.5 = indistinguishable. Command: `python "
             f"benchmarks/c2st_seeds.py --data {args.data} --run {args.run} --kimg "
-            f"{' '.join(map(str, args.kimg))}`.\n\n")
+            f"{' '.join(map(str, args.kimg))} --seeds {' '.join(map(str, args.seeds))}`.\n\n")
     write_section("c2st-seeds", "C2ST spread across seeds", head + "\n".join(rows))
 
 

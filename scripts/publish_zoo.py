@@ -75,6 +75,7 @@ def model_card(name: str, prov: dict, G) -> str:
     n_params = sum(p.numel() for p in G.parameters())
     hours = prov["training_seconds"] / 3600
     fid = "".join(f"| {k} | {v:.5g} |\n" for k, v in q.items() if k.startswith(("fid", "kid")))
+    history = f"\nHow the training code changed during the run: {prov['history']}\n" if prov.get("history") else ""
     return f"""# `{name}`
 
 {prov["summary"]}. Written by `scripts/publish_zoo.py` from the run's snapshot and log.
@@ -89,7 +90,7 @@ def model_card(name: str, prov: dict, G) -> str:
 | published | {prov["published"]} |
 {fid}
 How quality was measured: {q["how"]}
-
+{history}
 Commands:
 
 ```sh
@@ -124,6 +125,8 @@ def main():
     ap.add_argument("--command", required=True, help="the command lines that made the run")
     ap.add_argument("--snapshot", help="snapshot stem (default: the newest)")
     ap.add_argument("--hardware", help="what the run trained on, when its log does not say")
+    ap.add_argument("--history", help="how the training code changed while the run went on "
+                    "(shown on the model page)")
     ap.add_argument("--zoo-dir", type=Path, default=ROOT / "src" / "ganprior" / "zoo")
     ap.add_argument("--docs-dir", type=Path, default=ROOT / "docs" / "zoo")
     args = ap.parse_args()
@@ -162,6 +165,7 @@ def main():
         "published": datetime.date.today().isoformat(),
         "quality": quality,
         "training": prov["training"],
+        "history": args.history,
         "license": "weights trained here from samples of gan-face-generate 1.1.1 (MIT)",
     }
     save_native(args.zoo_dir / args.name, G, None, provenance=provenance)

@@ -24,8 +24,9 @@ def test_path_length_matches_hand_computed():
     A = torch.randn(5, 3 * 4 * 4)  # img = ws[:, 0] @ A (a linear "generator")
     synth = lambda ws: (ws[:, 0] @ A).reshape(-1, 3, 4, 4) + 0 * ws.sum()  # noqa: E731
     ws = torch.randn(2, 3, 5, requires_grad=True)
+    img = synth(ws)
     torch.manual_seed(7)
-    pen, mean = path_length_penalty(synth, ws, torch.tensor(0.0), decay=0.01)
+    pen, mean = path_length_penalty(img, ws, torch.tensor(0.0), decay=0.01)
     torch.manual_seed(7)
     y = torch.randn(2, 3, 4, 4) / 4.0  # / sqrt(H W)
     grad = torch.zeros(2, 3, 5)
@@ -63,7 +64,7 @@ def test_each_term_changes_the_weights(dataset):
     t = Trainer(ImageDataset(dataset, 16), spec)
     # the regularisers produce gradients for their network
     ws = t.G.mapping(torch.randn(2, 16)).detach().requires_grad_(True)
-    pen, _ = path_length_penalty(lambda w: t.G.synthesis(w, noise_mode="random"), ws, t.pl_mean, 0.01)
+    pen, _ = path_length_penalty(t.G.synthesis(ws, noise_mode="random"), ws, t.pl_mean, 0.01)
     pen.mean().backward()
     assert sum(p.grad.abs().sum() for p in t.G.synthesis.parameters() if p.grad is not None) > 0
     r1 = r1_penalty(t.D, t.real_batch(2)[0], None)
@@ -77,6 +78,19 @@ def test_each_term_changes_the_weights(dataset):
     for k, n in (("G", t.G), ("D", t.D), ("E", t.G_ema)):
         assert any((a - b).abs().max() > 0 for a, b in zip(before[k], n.parameters())), k
     assert "pl_penalty" not in t.train_step()  # lazy: only every 4th minibatch
+
+
+def test_regularisers_take_their_own_optimiser_steps(dataset):
+    # NVIDIA's phases: a regularised minibatch steps G (or D) twice, main loss then regulariser,
+    # which is what the lazy-regularisation correction c = k / (k + 1) assumes
+    t = Trainer(ImageDataset(dataset, 16), small_spec())
+    adam_steps = lambda net: max(int(st["step"]) for st in t.opts[net].state.values())  # noqa: E731
+    expect = {"G": 0, "D": 0}
+    for step in range(17):
+        t.train_step()
+        expect["G"] += 2 if step % 4 == 0 else 1
+        expect["D"] += 2 if step % 16 == 0 else 1
+        assert {k: adam_steps(k) for k in expect} == expect, step
 
 
 def test_resume_reproduces_the_next_step(dataset):

@@ -2,8 +2,10 @@
 
 - Non-saturating logistic loss; lazy R1 on reals (gamma, every 16 minibatches) and path-length
   regularisation (weight 2, every 4, batch shrink 2, decay 0.01), each scaled by its interval.
-- Adam betas (0, 0.99), eps 1e-8; lazy-regularisation correction: lr * c and betas ** c with
-  c = interval / (interval + 1). Mapping lr x0.01 and equalised LR live in the layers.
+- A minibatch runs NVIDIA's phases in order, each its own optimiser step: G main, G reg (every
+  4th), D main, D reg (every 16th). Adam betas (0, 0.99), eps 1e-8, with the lazy-regularisation
+  correction lr * c and betas ** c, c = interval / (interval + 1): a regularised network takes
+  interval + 1 steps per interval minibatches. Mapping lr x0.01 and equalised LR live in the layers.
 - Style mixing with probability 0.9; G EMA with half-life `ema_kimg` and ramp-up 0.05;
   minibatch-stddev group size from the preset; x-flips from the dataset.
 - Presets mirror NVIDIA's: `auto` (their formula from resolution and GPU count), `paper256`,
@@ -97,9 +99,9 @@ def r1_penalty(D, real, c):
     return grad.square().sum(dim=[1, 2, 3])
 
 
-def path_length_penalty(synthesize, ws, pl_mean, decay):
-    """(per-sample (|J_w^T y| - a)^2, new running mean a) with y ~ N(0, I) / sqrt(H W)."""
-    img = synthesize(ws)
+def path_length_penalty(img, ws, pl_mean, decay):
+    """(per-sample (|J_w^T y| - a)^2, new running mean a) with y ~ N(0, I) / sqrt(H W), for
+    images `img` synthesised from `ws`."""
     noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
     (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
     lengths = grad.square().sum(2).mean(1).sqrt()
@@ -165,7 +167,7 @@ class Trainer:
         labels = torch.as_tensor(self.dataset.labels)[idx]
         return F.one_hot(labels, self.G.c_dim).float().to(self.device)
 
-    # --- one minibatch: G main (+ path length every 4), D main (+ R1 every 16) -----------------
+    # --- plumbing for a step: randomness, augmentation, optimiser ----------------------------
     def _seed_step(self):
         """All randomness of a step derives from (seed, step, rank): resuming needs no RNG state."""
         step_seed = ((self.seed * 1_000_003 + self.step) * 1024 + self.rank) % (2 ** 63)
@@ -194,6 +196,7 @@ class Trainer:
             for p, g in zip(params, flat.split([p.numel() for p in params])):
                 p.grad.copy_(g.reshape(p.shape))
 
+    # --- one minibatch: NVIDIA's phases Gmain, Greg (every 4), Dmain, Dreg (every 16) -----------
     def train_step(self) -> dict:
         s, n = self.spec, self.spec["mb"] // self.world
         G, D, logs = self.G, self.D, {}
@@ -206,15 +209,14 @@ class Trainer:
         fake, _ = run_generator(G, z, c, s["mixing"])
         loss = F.softplus(-D(self.aug(fake), c)).mean()
         logs["loss_G"] = loss.item()
+        self._apply("G", G, loss)
         if s["pl_weight"] > 0 and self.step % s["G_reg_interval"] == 0:
             m = max(n // s["pl_batch_shrink"], 1)
-            ws = G.mapping(torch.randn(m, G.z_dim, device=self.device), self.random_c(m),
-                           update_w_avg=True)
-            pen, self.pl_mean = path_length_penalty(
-                lambda w: G.synthesis(w, noise_mode="random"), ws, self.pl_mean, s["pl_decay"])
-            loss = loss + pen.mean() * s["pl_weight"] * s["G_reg_interval"]
+            z, c = torch.randn(m, G.z_dim, device=self.device), self.random_c(m)
+            img, ws = run_generator(G, z, c, s["mixing"])
+            pen, self.pl_mean = path_length_penalty(img, ws, self.pl_mean, s["pl_decay"])
             logs["pl_penalty"] = pen.mean().item()
-        self._apply("G", G, loss)
+            self._apply("G", G, pen.mean() * s["pl_weight"] * s["G_reg_interval"])
 
         G.requires_grad_(False)
         D.requires_grad_(True)
@@ -226,11 +228,11 @@ class Trainer:
         logs["loss_D"] = loss.item()
         if self.augment is not None:
             self.augment.accumulate(real_logits)
+        self._apply("D", D, loss)
         if s["gamma"] > 0 and self.step % s["D_reg_interval"] == 0:
             pen = r1_penalty(lambda x, c: D(self.aug(x), c), real, real_c)
-            loss = loss + pen.mean() * (s["gamma"] / 2) * s["D_reg_interval"]
             logs["r1_penalty"] = pen.mean().item()
-        self._apply("D", D, loss)
+            self._apply("D", D, pen.mean() * (s["gamma"] / 2) * s["D_reg_interval"])
         D.requires_grad_(False)
 
         if self.augment is not None:

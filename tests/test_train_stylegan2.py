@@ -249,6 +249,11 @@ def test_ada_pipe_changes_images_differentiably_and_adapts_p():
         pipe.accumulate(-torch.ones(8))
         pipe.adjust(batch=1000)
     assert pipe.p == 0.0
+    # bounded below only, as NVIDIA's: above 1 every op applies to every image, and stays finite
+    pipe = AugmentPipe(p=0.999, interval=1)
+    pipe.accumulate(torch.ones(8))
+    pipe.adjust(batch=1000)
+    assert pipe.p > 1 and torch.isfinite(pipe(x)).all()
 
 
 def test_ada_in_training_and_resume(dataset):
@@ -261,6 +266,11 @@ def test_ada_in_training_and_resume(dataset):
     u = Trainer(ImageDataset(dataset, 16), spec)
     u.load_state_dict(st)
     assert u.augment.p == t.augment.p
+    # resumed mid-interval (1 of every 4 minibatches), p moves at the same minibatch as before
+    for _ in range(3):
+        t.train_step()
+        u.train_step()
+    assert t.augment.p != 0.3 and u.augment.p == t.augment.p
     assert small_spec(aug="noaug")["aug"] == "noaug"
     with pytest.raises(ValueError, match="unknown --aug"):
         small_spec(aug="bogus")

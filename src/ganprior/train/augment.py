@@ -157,18 +157,28 @@ class AugmentPipe:
         self._signs += real_logits.detach().sign().sum().item()
         self._count += real_logits.numel()
 
-    def adjust(self, batch: int):
-        """Call once per minibatch; every `interval` calls p moves towards the target."""
+    def adjust(self, batch: int, reduce=None):
+        """Call once per minibatch; every `interval` calls p moves towards the target. `reduce`
+        sums [signs, count] over processes so that every process keeps the same p. As in
+        NVIDIA's loop, p is bounded below by 0 only (p > 1 applies every op to every image)."""
         if self._count == 0:
             return
         self._calls += 1
         if self._calls % self.interval:
             return
-        r_t = self._signs / self._count
+        signs, count = (self._signs, self._count) if reduce is None else reduce([self._signs, self._count])
+        r_t = signs / count
         step = math.copysign(batch * self.interval / (self.speed_kimg * 1000), r_t - self.target)
-        self.p = min(max(self.p + step, 0.0), 1.0)
+        self.p = max(self.p + step, 0.0)
         self._signs, self._count = 0.0, 0
         self.last_rt = r_t
+
+    def state(self) -> list:
+        """What a resumed run needs to continue the adjustment exactly."""
+        return [self.p, self._signs, self._count, self._calls]
+
+    def load_state(self, st: list):
+        self.p, self._signs, self._count, self._calls = float(st[0]), float(st[1]), int(st[2]), int(st[3])
 
 
 def _scale_rgb(c):

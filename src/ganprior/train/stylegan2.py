@@ -105,8 +105,8 @@ def path_length_penalty(img, ws, pl_mean, decay):
     noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
     (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
     lengths = grad.square().sum(2).mean(1).sqrt()
-    new_mean = pl_mean.lerp(lengths.mean().detach(), decay)
-    return (lengths - new_mean).square(), new_mean
+    new_mean = pl_mean.lerp(lengths.mean(), decay)  # the penalty's gradient goes through it too
+    return (lengths - new_mean).square(), new_mean.detach()
 
 
 def run_generator(G, z, c, mixing_prob):
@@ -177,12 +177,30 @@ class Trainer:
     def aug(self, x):
         return x if self.augment is None else self.augment(x)
 
+    def d_real(self, x, c):
+        """D on (augmented) reals; ADA counts the signs of every real pass, R1's included."""
+        logits = self.D(self.aug(x), c)
+        if self.augment is not None:
+            self.augment.accumulate(logits)
+        return logits
+
     def _apply(self, name, net, loss):
         """Backward, average gradients across processes, optimiser step."""
         self.opts[name].zero_grad(set_to_none=True)
         loss.backward()
         self._sync_grads(net)
+        for p in net.parameters():  # as NVIDIA's loop: one bad minibatch must not poison Adam
+            if p.grad is not None:
+                torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
         self.opts[name].step()
+
+    def _sum_over_processes(self, values: list) -> list:
+        if self.world == 1:
+            return values
+        import torch.distributed as dist
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
 
     def _sync_grads(self, net):
         if self.world == 1:
@@ -223,24 +241,21 @@ class Trainer:
         with torch.no_grad():
             z, c = torch.randn(n, G.z_dim, device=self.device), self.random_c(n)
             fake, _ = run_generator(G, z, c, s["mixing"])
-        real_logits = D(self.aug(real), real_c)
-        loss = F.softplus(D(self.aug(fake), c)).mean() + F.softplus(-real_logits).mean()
+        loss = F.softplus(D(self.aug(fake), c)).mean() + F.softplus(-self.d_real(real, real_c)).mean()
         logs["loss_D"] = loss.item()
-        if self.augment is not None:
-            self.augment.accumulate(real_logits)
         self._apply("D", D, loss)
         if s["gamma"] > 0 and self.step % s["D_reg_interval"] == 0:
-            pen = r1_penalty(lambda x, c: D(self.aug(x), c), real, real_c)
+            pen = r1_penalty(self.d_real, real, real_c)
             logs["r1_penalty"] = pen.mean().item()
             self._apply("D", D, pen.mean() * (s["gamma"] / 2) * s["D_reg_interval"])
         D.requires_grad_(False)
 
         if self.augment is not None:
-            self.augment.adjust(s["mb"])
+            self.augment.adjust(s["mb"], reduce=self._sum_over_processes)
             logs["augment_p"] = self.augment.p
+        self.update_ema()  # ramp-up from the images seen before this minibatch, as NVIDIA's
         self.nimg += s["mb"]  # the global batch
         self.step += 1
-        self.update_ema()
         return logs
 
     @torch.no_grad()
@@ -260,7 +275,7 @@ class Trainer:
                 "opt_G": self.opts["G"].state_dict(), "opt_D": self.opts["D"].state_dict(),
                 "pl_mean": self.pl_mean, "nimg": self.nimg, "step": self.step,
                 "seed": self.seed, "spec": json.dumps(self.spec),
-                "augment_p": self.augment.p if self.augment is not None else 0.0}
+                "augment": self.augment.state() if self.augment is not None else []}
 
     def load_state_dict(self, st):
         if json.loads(st["spec"]) != json.loads(json.dumps(self.spec)):
@@ -274,7 +289,10 @@ class Trainer:
         self.pl_mean = st["pl_mean"].to(self.device)
         self.nimg, self.step, self.seed = int(st["nimg"]), int(st["step"]), int(st["seed"])
         if self.augment is not None:
-            self.augment.p = float(st["augment_p"])
+            if "augment" in st:
+                self.augment.load_state(st["augment"])
+            else:  # a state.pt written before the counters were saved
+                self.augment.p = float(st["augment_p"])
 
     @torch.no_grad()
     def quality(self, seed: int = 0) -> dict:
@@ -343,7 +361,7 @@ def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10
     out.mkdir(parents=True, exist_ok=True)
     dataset = ImageDataset(data, resolution=8, xflip=xflip)
     dataset.resolution = res = _dataset_resolution(dataset)
-    spec = resolve_config(cfg, res, c_dim=dataset.c_dim, **overrides)
+    spec = resolve_config(cfg, res, gpus=world, c_dim=dataset.c_dim, **overrides)
     spec.update(data=str(data), kimg=kimg, seed=seed, xflip=xflip)
     trainer = Trainer(dataset, spec, seed=seed, device=device, rank=rank, world=world,
                       fid_images=fid_images)
@@ -383,9 +401,12 @@ def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10
 
 def _ranks_agree(trainer) -> bool:
     import torch.distributed as dist
-    sums = [None] * trainer.world
-    dist.all_gather_object(sums, trainer.weights_checksum())
-    return max(sums) - min(sums) <= 1e-6 * max(1.0, abs(sums[0]))
+    mine = (trainer.weights_checksum(), trainer.augment.p if trainer.augment is not None else 0.0)
+    everyone = [None] * trainer.world
+    dist.all_gather_object(everyone, mine)
+    sums = [x[0] for x in everyone]
+    same_p = all(x[1] == mine[1] for x in everyone)
+    return same_p and max(sums) - min(sums) <= 1e-6 * max(1.0, abs(sums[0]))
 
 
 def _dataset_resolution(ds) -> int:

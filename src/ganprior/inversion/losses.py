@@ -4,7 +4,7 @@
 Terms (per image, images in [-1, 1]):
 - mse, l1: pixel losses.
 - vgg: mGANprior's perceptual term: L1 between VGG16 relu3_3 features of ImageNet-normalised
-  inputs resized to 256 px (default weight 0.001). Needs the optional `vgg16` weights.
+  inputs resized (nearest) to 256 px (default weight 0.001). Needs the optional `vgg16` weights.
 - lpips: LPIPS-VGG distance. Needs the `vgg16` and `lpips-vgg` weights.
 - ms-ssim: 1 - MS-SSIM (default weight 0.1); works everywhere, no weights.
 "auto" = "mse+vgg" when VGG16 weights are installed, else "mse+ms-ssim"; `describe()` says
@@ -85,9 +85,9 @@ class ReconstructionLoss:
                 term = 1 - ms_ssim(to_unit(img), to_unit(target))
             elif name == "vgg":
                 vgg = load_vgg16(self.device)
-                size = (256, 256)
-                fa = vgg(imagenet_normalise(F.interpolate(img, size, mode="bilinear", align_corners=False)))[0]
-                fb = vgg(imagenet_normalise(F.interpolate(target, size, mode="bilinear", align_corners=False)))[0]
+                size = (256, 256)  # nearest, as mGANprior's official loss resizes
+                fa = vgg(imagenet_normalise(F.interpolate(img, size, mode="nearest")))[0]
+                fb = vgg(imagenet_normalise(F.interpolate(target, size, mode="nearest")))[0]
                 term = (fa - fb).abs().flatten(1).mean(1)
             else:
                 term = load_lpips(self.device)(img, target)

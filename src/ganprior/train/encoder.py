@@ -3,8 +3,9 @@
 - latent encoder (mGANprior's baseline): loss = MSE(E(x), latent) + recon_weight * MSE(G(E(x)), x).
 - PadInv encoder (`padinv=True`, StyleGAN2): predicts W+ and the padding-space maps; loss as
   PadInv's official code: pixel L2 x 1.0 + perceptual x 0.8 + ||E(x) - w_avg||_2 x 0.003.
-  The perceptual term is LPIPS-style VGG when its weights are installed, else 1 - MS-SSIM (the
-  run records which); PadInv's identity (face-ID net) and adversarial terms are not used.
+  The perceptual term is LPIPS (VGG backbone; the official default backbone is AlexNet) when
+  its weights are installed, else 1 - MS-SSIM (the run records which); PadInv's identity
+  (face-ID net) and adversarial terms are not used.
   Optional real images (`data`, a folder) are mixed with generated ones, half and half.
 
 Adam. Checkpoints (weights + optimiser + RNG + step) are written atomically every `save_every`
@@ -92,7 +93,7 @@ def train_encoder(G, out, steps=2000, batch=32, lr=1e-3, recon_weight=1.0, seed=
     loss_fn, step_fn, files = None, _latent_step, []
     if padinv:
         from ..inversion.losses import ReconstructionLoss
-        loss_fn = ReconstructionLoss("vgg" if _has_vgg() else "ms-ssim:1", G.device)
+        loss_fn = ReconstructionLoss("lpips:1" if _has_lpips() else "ms-ssim:1", G.device)
         step_fn = _padinv_step
         if data:
             from ..inversion.files import list_inputs
@@ -130,9 +131,9 @@ def train_encoder(G, out, steps=2000, batch=32, lr=1e-3, recon_weight=1.0, seed=
     return info
 
 
-def _has_vgg():
+def _has_lpips():
     from .. import weights
-    return weights.find("vgg16") is not None
+    return weights.find("vgg16") is not None and weights.find("lpips-vgg") is not None
 
 
 def save_encoder(E: LatentEncoder, out, info: dict):

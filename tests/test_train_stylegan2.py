@@ -271,6 +271,11 @@ def test_ada_in_training_and_resume(dataset):
         t.train_step()
         u.train_step()
     assert t.augment.p != 0.3 and u.augment.p == t.augment.p
+    # a state.pt written before the counters were saved holds only p
+    old_state = {k: v for k, v in t.state_dict().items() if k != "augment"}
+    v = Trainer(ImageDataset(dataset, 16), spec)
+    v.load_state_dict(dict(old_state, augment_p=0.25))
+    assert v.augment.p == 0.25
     assert small_spec(aug="noaug")["aug"] == "noaug"
     with pytest.raises(ValueError, match="unknown --aug"):
         small_spec(aug="bogus")

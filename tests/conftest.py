@@ -26,6 +26,17 @@ def perturb_(net, seed=0):
     return net.eval()
 
 
+def rosinality_shaped_stylegan2(res=16, conv_clamp=None, seed=0):
+    """The smallest generator rosinality's Generator can build: 512 channels up to 32 px
+    (channel_multiplier 1), z_dim == w_dim."""
+    torch.manual_seed(seed)
+    G = StyleGAN2Generator(z_dim=24, c_dim=0, w_dim=24, img_resolution=res,
+                           mapping_kwargs=dict(num_layers=2),
+                           synthesis_kwargs=dict(channel_base=16384, channel_max=512,
+                                                 conv_clamp=conv_clamp))
+    return perturb_(G, seed)
+
+
 def small_stylegan2(res=32, arch="skip", c_dim=0, conv_clamp=None, seed=0, with_d=False):
     torch.manual_seed(seed)
     G = StyleGAN2Generator(z_dim=16, c_dim=c_dim, w_dim=24, img_resolution=res,

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import parity_case, small_stylegan2
+from conftest import parity_case, rosinality_shaped_stylegan2, small_stylegan2
 from nvidia_pickle import write_nvidia_pickle
 
 from ganprior.checkpoints import load_networks, save_native, save_networks
@@ -173,12 +173,9 @@ def test_truncated_pickle(tmp_path):
 # --- rosinality ------------------------------------------------------------------------------
 
 def test_rosinality_checkpoint_with_namespace_args(tmp_path):
-    G = small_stylegan2(arch="skip")
-    G = StyleGAN2Generator(**dict(G.config, z_dim=24))  # rosinality: z_dim == w_dim
-    from conftest import perturb_
-    perturb_(G)
+    G = rosinality_shaped_stylegan2()
     data = save_networks({"G": G}, tmp_path / "tmp.pt") and torch.load(tmp_path / "tmp.pt")
-    data["args"] = argparse.Namespace(size=32, latent=24, n_mlp=2, channel_multiplier=256 / 16384,
+    data["args"] = argparse.Namespace(size=16, latent=24, n_mlp=2, channel_multiplier=1,
                                       lr_mlp=0.01)  # what rosinality's train.py stores
     data["g"], data["d"] = data["g_ema"], {"convs.0.0.weight": torch.zeros(1)}
     data["g_optim"] = {"state": {}, "param_groups": []}
@@ -189,7 +186,7 @@ def test_rosinality_checkpoint_with_namespace_args(tmp_path):
 
 
 def test_rosinality_without_latent_avg_estimates_it(tmp_path):
-    G = StyleGAN2Generator(**dict(small_stylegan2().config, z_dim=24))
+    G = rosinality_shaped_stylegan2()
     save_networks({"G": G}, tmp_path / "r.pt")
     data = torch.load(tmp_path / "r.pt")
     del data["latent_avg"]
@@ -212,6 +209,21 @@ def test_torch_file_with_code_is_refused(tmp_path):
 def test_rosinality_export_refuses_what_it_cannot_hold(tmp_path):
     with pytest.raises(CheckpointError, match="rosinality"):
         save_networks({"G": small_stylegan2(arch="resnet")}, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="cannot build these channels"):  # channel_max 32
+        save_networks({"G": StyleGAN2Generator(**dict(small_stylegan2().config, z_dim=24))},
+                      tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match=r"conv_clamp 0.01 changes \d+ of 64"):
+        save_networks({"G": rosinality_shaped_stylegan2(conv_clamp=0.01)}, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_rosinality_export_drops_a_clamp_that_never_acts(tmp_path):
+    # our trainer's generators carry NVIDIA's conv_clamp 256, which trained weights never reach
+    G = rosinality_shaped_stylegan2(conv_clamp=256)
+    save_networks({"G": G}, tmp_path / "g.pt")
+    back = load_networks(tmp_path / "g.pt")["G"]
+    assert back.config["synthesis_kwargs"]["conv_clamp"] is None
+    same_images(G, back)
 
 
 # --- native ----------------------------------------------------------------------------------
@@ -255,9 +267,7 @@ def test_unknown_and_missing_files(tmp_path):
 
 
 def test_pkl_to_native_to_rosinality_conversion_chain(tmp_path):
-    G = StyleGAN2Generator(**dict(small_stylegan2().config, z_dim=24))
-    from conftest import perturb_
-    perturb_(G)
+    G = rosinality_shaped_stylegan2()
     write_nvidia_pickle(tmp_path / "a.pkl", G_ema=G)
     save_networks(load_networks(tmp_path / "a.pkl"), tmp_path / "b.safetensors")
     save_networks(load_networks(tmp_path / "b.safetensors"), tmp_path / "c.pt")

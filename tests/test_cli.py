@@ -91,8 +91,8 @@ def test_mix_errors(tmp_path, sg2_file):
 
 
 def test_convert_pkl_to_native_and_rosinality(tmp_path):
-    from ganprior.nets.stylegan2 import StyleGAN2Generator
-    G = StyleGAN2Generator(**dict(small_stylegan2().config, z_dim=24))
+    from conftest import rosinality_shaped_stylegan2
+    G = rosinality_shaped_stylegan2()
     write_nvidia_pickle(tmp_path / "a.pkl", G_ema=G)
     run("convert", tmp_path / "a.pkl", tmp_path / "b.safetensors")
     assert (tmp_path / "b.json").exists()

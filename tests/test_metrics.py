@@ -96,3 +96,21 @@ def test_c2st_separates_what_differs_and_not_what_does_not():
     different = c2st_accuracy(a, noise, steps=150)
     assert abs(same - 0.5) < 0.1 and different > 0.95
     assert c2st_accuracy(a, noise, steps=150) == different  # deterministic
+
+
+def test_c2st_judges_images_as_saved_not_raw_floats(tmp_path):
+    """A generator's float output is compared as the 8-bit image it would be saved as: values
+    beyond [-1, 1], which no saved image keeps, must not give the fakes away."""
+    from ganprior.images import load_image, save_image, to_uint8
+    from ganprior.metrics.c2st import as_saved_image, c2st_accuracy
+    g = torch.Generator().manual_seed(1)
+    raw = torch.rand(4, 3, 16, 16, generator=g) * 2.4 - 1.2
+    save_image(to_uint8(raw)[0], tmp_path / "x.png")
+    assert torch.equal(as_saved_image(raw[:1]), load_image(tmp_path / "x.png", 16))
+    smooth = lambda n: torch.nn.functional.interpolate(torch.randn(n, 3, 4, 4, generator=g) * 1.5, size=16, mode="bilinear")  # noqa: E731
+    real = as_saved_image(smooth(300))  # as loaded from files: on the grid, many pixels saturated
+    assert torch.equal(as_saved_image(real), real)
+    fake = smooth(300)  # the same distribution, but raw: saturated pixels overshoot +-1
+    fake = torch.where(fake.abs() > 1, fake, as_saved_image(fake))
+    acc = c2st_accuracy(real, fake, steps=150)
+    assert acc == c2st_accuracy(real, as_saved_image(fake), steps=150) and abs(acc - 0.5) < 0.1

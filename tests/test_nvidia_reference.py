@@ -155,3 +155,39 @@ def test_rosinality_checkpoint_renders_like_rosinality(tmp_path):
     with torch.no_grad():
         img = G(expected["z"], truncation_psi=0.7, noise_mode="const")
     assert (img - expected["img"]).abs().max() < 1e-4
+
+
+ROS_LOAD_AND_RENDER = textwrap.dedent("""
+    import sys, torch, torch.utils.cpp_extension
+    torch.utils.cpp_extension.load = lambda *a, **k: None
+    sys.path.insert(0, ROS)
+    from model import Generator
+    data = torch.load(PT, weights_only=True)
+    a = data['args']
+    g = Generator(size=a['size'], style_dim=a['latent'], n_mlp=a['n_mlp'],
+                  channel_multiplier=a['channel_multiplier'], lr_mlp=a['lr_mlp']).eval()
+    g.load_state_dict(data['g_ema'])  # strict: every tensor has its place
+    z = torch.randn(3, a['latent'], generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        img, _ = g([z], truncation=0.7, truncation_latent=data['latent_avg'][None], randomize_noise=False)
+    torch.save({'z': z, 'img': img}, REF)
+""")
+
+
+@pytest.mark.skipif(not ROS or not Path(ROS or "", "model.py").exists(),
+                    reason="ROSINALITY_SG2 (rosinality/stylegan2-pytorch checkout) not set")
+def test_exported_rosinality_file_renders_the_same_in_rosinalitys_generator(tmp_path):
+    import torch
+    from conftest import rosinality_shaped_stylegan2
+
+    from ganprior.checkpoints import save_networks
+    G = rosinality_shaped_stylegan2(conv_clamp=256)  # as our trainer makes them
+    pt, ref = tmp_path / "g.pt", tmp_path / "ref.pt"
+    save_networks({"G": G}, pt)
+    code = f"ROS={ROS!r}; PT={str(pt)!r}; REF={str(ref)!r}\n" + ROS_LOAD_AND_RENDER
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    expected = torch.load(ref)
+    with torch.no_grad():
+        img = G(expected["z"], truncation_psi=0.7, noise_mode="const")
+    assert (img - expected["img"]).abs().max() < 1e-4

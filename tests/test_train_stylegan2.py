@@ -37,6 +37,23 @@ def test_path_length_matches_hand_computed():
     torch.testing.assert_close(pen, (lengths - expect_mean).square())
 
 
+def test_path_length_gradient_flows_through_the_running_mean():
+    # as NVIDIA's loss: pl_mean.lerp(lengths.mean(), decay) is not detached inside the penalty
+    A = torch.randn(5, 3 * 4 * 4, requires_grad=True)
+    ws = torch.randn(2, 3, 5, requires_grad=True)
+    img = (ws[:, 0] @ A).reshape(-1, 3, 4, 4) + 0 * ws.sum()
+    torch.manual_seed(7)
+    pen, _ = path_length_penalty(img, ws, torch.tensor(0.5), decay=0.3)
+    (got,) = torch.autograd.grad(pen.sum(), A)
+    torch.manual_seed(7)
+    y = torch.randn(2, 3, 4, 4) / 4.0
+    lengths = (y.reshape(2, -1) @ A.t()).square().sum(1).div(3).sqrt()  # J^T y on w 0 of 3
+    through = ((lengths - torch.tensor(0.5).lerp(lengths.mean(), 0.3)).square().sum(),)
+    detached = ((lengths - torch.tensor(0.5).lerp(lengths.mean().detach(), 0.3)).square().sum(),)
+    torch.testing.assert_close(got, torch.autograd.grad(through, A, retain_graph=True)[0])
+    assert not torch.allclose(got, torch.autograd.grad(detached, A)[0])
+
+
 @pytest.fixture
 def dataset(tmp_path):
     rng = np.random.RandomState(0)
@@ -78,6 +95,21 @@ def test_each_term_changes_the_weights(dataset):
     for k, n in (("G", t.G), ("D", t.D), ("E", t.G_ema)):
         assert any((a - b).abs().max() > 0 for a, b in zip(before[k], n.parameters())), k
     assert "pl_penalty" not in t.train_step()  # lazy: only every 4th minibatch
+
+
+def test_each_phase_moves_its_own_network(dataset):
+    # a regularised minibatch: Gmain, Greg, Dmain, Dreg; each optimiser step must change weights
+    t = Trainer(ImageDataset(dataset, 16), small_spec())
+    moved, apply = [], t._apply
+
+    def watched(name, net, loss):
+        before = [p.detach().clone() for p in net.parameters()]
+        apply(name, net, loss)
+        moved.append((name, max((a - p).abs().max().item() for a, p in zip(before, net.parameters()))))
+    t._apply = watched
+    t.train_step()
+    assert [name for name, _ in moved] == ["G", "G", "D", "D"]
+    assert all(change > 0 for _, change in moved), moved
 
 
 def test_regularisers_take_their_own_optimiser_steps(dataset):
@@ -125,8 +157,16 @@ def test_train_command_writes_snapshots_and_resumes(dataset, tmp_path):
     assert nets["G"].img_resolution == 16 and "D" in nets
     t = train(dataset, out, **kw)  # finished: resumes and does nothing more
     assert t.nimg == 16
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=r"other settings \(gamma\)"):
         train(dataset, out, **dict(kw, gamma=5.0))
+    t = train(dataset, out, **dict(kw, kimg=0.024))  # a finished run can be taken further
+    assert t.nimg == 24 and t.spec["kimg"] == 0.024
+    assert json.loads((out / "log.jsonl").read_text().splitlines()[-1])["kimg"] == pytest.approx(0.024)
+
+
+def test_batch_must_hold_whole_minibatch_stddev_groups(dataset):
+    with pytest.raises(ValueError, match="minibatch-stddev group of 4"):
+        Trainer(ImageDataset(dataset, 16), dict(small_spec(), mb=6))
 
 
 def test_holdout_is_never_trained_on(dataset):
@@ -161,6 +201,21 @@ def test_torchrun_two_processes_stay_in_sync(dataset, tmp_path):
     log = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["processes"] == 2 and log[-1]["ddp_consistent"] is True
     assert log[-1]["kimg"] == pytest.approx(1.0, abs=0.01)
+    per_rank = torch.load(tmp_path / "run" / "state.pt", weights_only=True)["per_rank"]
+    assert len(per_rank) == 2 and per_rank[0]["pl_mean"] != per_rank[1]["pl_mean"]
+
+
+def test_each_process_resumes_its_own_path_length_mean_and_ada_counters(dataset):
+    spec = small_spec(aug="ada")
+    st = Trainer(ImageDataset(dataset, 16), spec).state_dict()
+    st["per_rank"] = [{"pl_mean": torch.tensor(float(r + 1)), "augment": [0.1, 5.0 * r, 8, 3]}
+                      for r in range(2)]
+    second = Trainer(ImageDataset(dataset, 16), spec, rank=1, world=2)
+    second.load_state_dict(st)
+    assert second.pl_mean.item() == 2.0 and second.augment.state() == [0.1, 5.0, 8, 3]
+    single = Trainer(ImageDataset(dataset, 16), spec)  # a different process count: rank 0's
+    single.load_state_dict(dict(st, pl_mean=torch.tensor(7.0)))
+    assert single.pl_mean.item() == 7.0
 
 
 def smooth_images(n=2, size=32):

@@ -89,14 +89,47 @@ def rosinality_to_nvidia(sd: dict, latent_avg: torch.Tensor | None, log2: int) -
     return out
 
 
+def rosinality_channels(resolution: int, multiplier: float) -> dict:
+    """Channels per resolution that rosinality's Generator builds: 512 up to 32 px, then 256*m,
+    128*m, ... (the table in its model.py)."""
+    return {r: 512 if r <= 32 else int(256 * multiplier * 64 // r)
+            for r in (2 ** k for k in range(2, int(math.log2(resolution)) + 1))}
+
+
+def _check_clamp_inactive(G: StyleGAN2Generator, n: int = 64):
+    """NVIDIA's trained generators clamp activations at +-conv_clamp; rosinality's has no clamp.
+    Dropping it changes nothing as long as no activation reaches it: check that on n samples."""
+    syn = dict(G.config["synthesis_kwargs"], conv_clamp=None)
+    free = StyleGAN2Generator(**dict(G.config, synthesis_kwargs=syn)).eval()
+    free.load_state_dict(G.state_dict())
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ws = G.mapping(z.to(G.mapping.w_avg.device), None)
+        clamped = sum((G.synthesis(ws[i:i + 16], noise_mode="const")
+                       != free.to(ws.device).synthesis(ws[i:i + 16], noise_mode="const")).any(dim=(1, 2, 3)).sum().item()
+                      for i in range(0, n, 16))
+    if clamped:
+        raise CheckpointError(f"conv_clamp {G.config['synthesis_kwargs']['conv_clamp']} changes "
+                              f"{clamped} of {n} sample images, and rosinality's generator has no "
+                              "clamp; keep this one native")
+
+
 def nvidia_to_rosinality(G: StyleGAN2Generator) -> dict:
     """Inverse of rosinality_to_nvidia, for `ganprior convert ... out.pt`."""
     cfg = G.config
     syn = cfg["synthesis_kwargs"]
-    if (syn.get("architecture", "skip") != "skip" or syn.get("conv_clamp") is not None
-            or G.c_dim or G.z_dim != G.w_dim or G.img_channels != 3):
+    if (syn.get("architecture", "skip") != "skip" or G.c_dim or G.z_dim != G.w_dim
+            or G.img_channels != 3):
         raise CheckpointError("rosinality's format holds only unconditional RGB skip generators "
-                              "without conv_clamp and with z_dim == w_dim; keep this one native")
+                              "with z_dim == w_dim; keep this one native")
+    multiplier = syn.get("channel_base", 32768) / 16384
+    ours = {r: min(syn.get("channel_base", 32768) // r, syn.get("channel_max", 512))
+            for r in rosinality_channels(G.img_resolution, multiplier)}
+    if ours != rosinality_channels(G.img_resolution, multiplier):
+        raise CheckpointError(f"rosinality's Generator cannot build these channels {ours} (it has "
+                              "512 up to 32 px, then 256*m, 128*m, ...); keep this one native")
+    if syn.get("conv_clamp") is not None:
+        _check_clamp_inactive(G)
     sd = G.state_dict()
     log2 = int(math.log2(G.img_resolution))
     out = {}
@@ -116,6 +149,12 @@ def nvidia_to_rosinality(G: StyleGAN2Generator) -> dict:
         out[f"{dst}.conv.modulation.weight"] = sd[f"{src}.affine.weight"]
         out[f"{dst}.conv.modulation.bias"] = sd[f"{src}.affine.bias"]
         out[f"{dst}.bias"] = sd[f"{src}.bias"].reshape(1, -1, 1, 1)
+    # rosinality's state dict also holds its 2x upsampling FIR kernels as buffers (normalised
+    # 2-D filter times factor^2); its load_state_dict is strict, so they must be there
+    up_kernel = sd["synthesis.b4.resample_filter"] * 4
+    for k in range(log2 - 2):
+        out[f"convs.{2 * k}.conv.blur.kernel"] = up_kernel.clone()
+        out[f"to_rgbs.{k}.upsample.kernel"] = up_kernel.clone()
     args = dict(size=G.img_resolution, latent=G.w_dim, n_mlp=G.mapping.num_layers,
                 channel_multiplier=syn.get("channel_base", 32768) / 16384,
                 lr_mlp=cfg["mapping_kwargs"].get("lr_multiplier", 0.01))
@@ -150,7 +189,7 @@ def load_rosinality(path, data: dict) -> dict:
     except KeyError as e:
         raise CheckpointError(f"{path}: incomplete rosinality checkpoint (missing {e})")
     G = StyleGAN2Generator(**cfg)
-    # The FIR filters are constants rosinality does not store; take them from the new network.
+    # FIR filters: ours are rebuilt from the config (rosinality's kernel buffers are not read).
     state.update({k: v for k, v in G.state_dict().items() if k.endswith("resample_filter")})
     load_state_strict(G, state, str(path))
     meta = {"source": "rosinality-pt"}

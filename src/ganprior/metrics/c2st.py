@@ -3,6 +3,11 @@
 A small CNN is trained to tell real from generated images on one half of each set and tested
 on the other half. Test accuracy near 0.5 means the classifier cannot tell them apart (better);
 near 1.0 means the generated images are easy to spot. Deterministic for a given seed.
+
+Both sets are first put on the 8-bit grid a saved image has (clamped to [-1, 1], quantised as
+`images.to_uint8`, read back as `load_image` does). Real images loaded from files already are;
+a generator's raw float output is not, and without this the classifier can score by spotting
+off-grid or out-of-range values that nobody viewing the images would ever see.
 """
 from __future__ import annotations
 
@@ -19,9 +24,15 @@ def _classifier(channels: int) -> nn.Module:
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 1))
 
 
+def as_saved_image(img: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] in [-1, 1] -> the same after a round trip through an 8-bit PNG."""
+    return (img.float() * 127.5 + 128).clamp(0, 255).floor() / 127.5 - 1
+
+
 def c2st_accuracy(real: torch.Tensor, fake: torch.Tensor, steps: int = 300, batch: int = 64,
                   lr: float = 2e-3, seed: int = 0) -> float:
     """Held-out accuracy of a classifier trained to separate `real` from `fake` ([N, C, H, W])."""
+    real, fake = as_saved_image(real), as_saved_image(fake)
     n = min(len(real), len(fake))
     if n < 8:
         raise ValueError("C2ST needs at least 8 images of each kind")
@@ -46,3 +57,18 @@ def c2st_accuracy(real: torch.Tensor, fake: torch.Tensor, steps: int = 300, batc
     with torch.no_grad():
         pred = torch.cat([net(x_test[i:i + 256]).squeeze(1) for i in range(0, len(x_test), 256)]) > 0
     return (pred.float() == y_test).float().mean().item()
+
+
+@torch.no_grad()
+def generator_c2st(G, real: torch.Tensor, seed: int = 0) -> float:
+    """C2ST of `len(real)` samples of a StyleGAN2 generator (psi 1, constant noise; z and, for
+    a conditional G, uniform labels drawn from `seed`) against `real`, classifier seeded alike."""
+    device = next(G.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(len(real), G.z_dim, generator=g)
+    c = torch.zeros(len(real), G.c_dim)
+    if G.c_dim:
+        c[torch.arange(len(real)), torch.randint(G.c_dim, (len(real),), generator=g)] = 1
+    fake = torch.cat([G(z[i:i + 64].to(device), c[i:i + 64].to(device), noise_mode="const").cpu()
+                      for i in range(0, len(z), 64)])
+    return c2st_accuracy(real, fake, seed=seed)

@@ -133,6 +133,10 @@ class Trainer:
         self.seed, self.rank, self.world = seed, rank, world
         if spec["mb"] % world:
             raise ValueError(f"batch {spec['mb']} is not divisible by {world} processes")
+        per_process, group = spec["mb"] // world, spec["mbstd"]
+        if group and per_process % min(group, per_process):
+            raise ValueError(f"the minibatch-stddev group of {group} must divide the batch per "
+                             f"process ({per_process}); pick a batch that is a multiple of it")
         torch.manual_seed(seed)
         self.G = StyleGAN2Generator(**spec["G_kwargs"]).train().to(self.device)
         self.D = StyleGAN2Discriminator(**spec["D_kwargs"]).train().to(self.device)
@@ -278,38 +282,45 @@ class Trainer:
                 "augment": self.augment.state() if self.augment is not None else []}
 
     def load_state_dict(self, st):
-        if json.loads(st["spec"]) != json.loads(json.dumps(self.spec)):
-            raise ValueError("the run in this folder used other settings; use a new --out "
-                             "or the same options")
+        # --kimg is when to stop and --data where the images are: a resumed run may go further,
+        # or read the same images from a new place (as NVIDIA's --resume allows)
+        free = ("kimg", "data")
+        theirs, mine = json.loads(st["spec"]), json.loads(json.dumps(self.spec))
+        changed = sorted(k for k in theirs.keys() | mine.keys()
+                         if k not in free and theirs.get(k) != mine.get(k))
+        if changed:
+            raise ValueError(f"the run in this folder used other settings ({', '.join(changed)}); "
+                             "use a new --out or the same options")
         self.G.load_state_dict(st["G"])
         self.D.load_state_dict(st["D"])
         self.G_ema.load_state_dict(st["G_ema"])
         self.opts["G"].load_state_dict(st["opt_G"])
         self.opts["D"].load_state_dict(st["opt_D"])
-        self.pl_mean = st["pl_mean"].to(self.device)
         self.nimg, self.step, self.seed = int(st["nimg"]), int(st["step"]), int(st["seed"])
+        per_rank = st.get("per_rank") or []
+        own = per_rank[self.rank] if len(per_rank) == self.world else st  # else rank 0's
+        self.pl_mean = own["pl_mean"].to(self.device)
         if self.augment is not None:
-            if "augment" in st:
-                self.augment.load_state(st["augment"])
+            if "augment" in own:
+                self.augment.load_state(own["augment"])
             else:  # a state.pt written before the counters were saved
                 self.augment.p = float(st["augment_p"])
+
+    def rank_state(self) -> dict:
+        """What differs between processes: each averages path lengths and counts ADA's signs over
+        its own images between adjustments. A multi-process state.pt keeps every rank's."""
+        return {"pl_mean": self.pl_mean.cpu(),
+                "augment": self.augment.state() if self.augment is not None else []}
 
     @torch.no_grad()
     def quality(self, seed: int = 0) -> dict:
         """C2ST accuracy of G_ema samples against held-out real images (0.5 = indistinguishable),
         plus FID/KID when NVIDIA's Inception detector is installed."""
-        from ..metrics.c2st import c2st_accuracy
+        from ..metrics.c2st import generator_c2st
         out = {}
         if self.n_holdout >= 8:
             real = torch.stack([self.dataset.image(i) for i in range(self.n_train, len(self.dataset))])
-            g = torch.Generator().manual_seed(seed)
-            z = torch.randn(len(real), self.G_ema.z_dim, generator=g).to(self.device)
-            c = torch.zeros(len(real), self.G_ema.c_dim, device=self.device)
-            if self.G_ema.c_dim:
-                c[torch.arange(len(real)), torch.randint(self.G_ema.c_dim, (len(real),), generator=g)] = 1
-            fake = torch.cat([self.G_ema(z[i:i + 64], c[i:i + 64], noise_mode="const")
-                              for i in range(0, len(z), 64)]).cpu()
-            out = {"c2st_accuracy": c2st_accuracy(real, fake, seed=seed), "c2st_images": len(real)}
+            out = {"c2st_accuracy": generator_c2st(self.G_ema, real, seed), "c2st_images": len(real)}
         return dict(out, **self.fid_kid(seed))
 
     @torch.no_grad()
@@ -377,7 +388,9 @@ def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10
     while trainer.nimg < total:
         logs = trainer.train_step()
         bar.update(spec["mb"])
-        bar.set_postfix(G=f"{logs['loss_G']:.3f}", D=f"{logs['loss_D']:.3f}")
+        done_kimg = max(trainer.nimg - n_last, 1) / 1000
+        bar.set_postfix(kimg=f"{trainer.nimg / 1000:.1f}", s_per_kimg=f"{(time.time() - t_last) / done_kimg:.0f}",
+                        G=f"{logs['loss_G']:.3f}", D=f"{logs['loss_D']:.3f}")
         done = trainer.nimg >= total
         if trainer.nimg >= next_sample or done:
             if rank == 0:
@@ -387,10 +400,13 @@ def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10
             now = time.time()
             sec_per_kimg = (now - t_last) / max((trainer.nimg - n_last) / 1000, 1e-9)
             t_last, n_last = now, trainer.nimg
+            per_rank = []
             if world > 1:  # every rank must hold the same weights
                 logs = dict(logs, ddp_consistent=_ranks_agree(trainer), processes=world)
+                per_rank = [None] * world
+                torch.distributed.all_gather_object(per_rank, trainer.rank_state())
             if rank == 0:
-                _snapshot(trainer, out, sec_per_kimg, logs)
+                _snapshot(trainer, out, sec_per_kimg, logs, per_rank)
             next_snap += snap_kimg * 1000
     bar.close()
     if world > 1:
@@ -417,7 +433,7 @@ def _dataset_resolution(ds) -> int:
     return res
 
 
-def _snapshot(trainer, out, sec_per_kimg, logs):
+def _snapshot(trainer, out, sec_per_kimg, logs, per_rank=()):
     kimg = trainer.nimg / 1000
     stem = out / f"network-snapshot-{int(kimg):06d}"
     quality = trainer.quality()
@@ -426,7 +442,7 @@ def _snapshot(trainer, out, sec_per_kimg, logs):
             "kimg": kimg, "quality": quality}
     logs = dict(logs, **quality)
     save_native(stem, trainer.G_ema, trainer.D, provenance=prov)
-    state = trainer.state_dict()
+    state = dict(trainer.state_dict(), per_rank=list(per_rank))
     atomic_write(out / "state.pt", lambda tmp: torch.save(state, tmp))
     with open(out / "log.jsonl", "a") as f:
         f.write(json.dumps({"kimg": kimg, "sec_per_kimg": sec_per_kimg, "time": time.time(),

@@ -223,6 +223,7 @@ def test_rosinality_export_drops_a_clamp_that_never_acts(tmp_path):
     save_networks({"G": G}, tmp_path / "g.pt")
     back = load_networks(tmp_path / "g.pt")["G"]
     assert back.config["synthesis_kwargs"]["conv_clamp"] is None
+    assert type(torch.load(tmp_path / "g.pt")["args"]["channel_multiplier"]) is int
     same_images(G, back)
 
 

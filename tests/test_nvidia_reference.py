@@ -181,7 +181,7 @@ def test_exported_rosinality_file_renders_the_same_in_rosinalitys_generator(tmp_
     from conftest import rosinality_shaped_stylegan2
 
     from ganprior.checkpoints import save_networks
-    G = rosinality_shaped_stylegan2(conv_clamp=256)  # as our trainer makes them
+    G = rosinality_shaped_stylegan2(res=64, conv_clamp=256)  # 64 px: 256*m channels are used
     pt, ref = tmp_path / "g.pt", tmp_path / "ref.pt"
     save_networks({"G": G}, pt)
     code = f"ROS={ROS!r}; PT={str(pt)!r}; REF={str(ref)!r}\n" + ROS_LOAD_AND_RENDER

@@ -167,6 +167,8 @@ def test_train_command_writes_snapshots_and_resumes(dataset, tmp_path):
 def test_batch_must_hold_whole_minibatch_stddev_groups(dataset):
     with pytest.raises(ValueError, match="minibatch-stddev group of 4"):
         Trainer(ImageDataset(dataset, 16), dict(small_spec(), mb=6))
+    with pytest.raises(ValueError, match="at least 1"):
+        Trainer(ImageDataset(dataset, 16), dict(small_spec(), mbstd=0))
 
 
 def test_holdout_is_never_trained_on(dataset):

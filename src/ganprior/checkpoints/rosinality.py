@@ -100,7 +100,8 @@ def _check_clamp_inactive(G: StyleGAN2Generator, n: int = 64):
     """NVIDIA's trained generators clamp activations at +-conv_clamp; rosinality's has no clamp.
     Dropping it changes nothing as long as no activation reaches it: check that on n samples."""
     syn = dict(G.config["synthesis_kwargs"], conv_clamp=None)
-    free = StyleGAN2Generator(**dict(G.config, synthesis_kwargs=syn)).eval()
+    with torch.random.fork_rng(devices=[]):  # building it must not move the caller's RNG
+        free = StyleGAN2Generator(**dict(G.config, synthesis_kwargs=syn)).eval()
     free.load_state_dict(G.state_dict())
     z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -122,12 +123,14 @@ def nvidia_to_rosinality(G: StyleGAN2Generator) -> dict:
             or G.img_channels != 3):
         raise CheckpointError("rosinality's format holds only unconditional RGB skip generators "
                               "with z_dim == w_dim; keep this one native")
-    multiplier = syn.get("channel_base", 32768) / 16384
-    ours = {r: min(syn.get("channel_base", 32768) // r, syn.get("channel_max", 512))
+    base, multiplier = syn.get("channel_base", 32768), syn.get("channel_base", 32768) // 16384
+    ours = {r: min(base // r, syn.get("channel_max", 512))
             for r in rosinality_channels(G.img_resolution, multiplier)}
-    if ours != rosinality_channels(G.img_resolution, multiplier):
+    if (base % 16384 or G.img_resolution > 1024
+            or ours != rosinality_channels(G.img_resolution, multiplier)):
         raise CheckpointError(f"rosinality's Generator cannot build these channels {ours} (it has "
-                              "512 up to 32 px, then 256*m, 128*m, ...); keep this one native")
+                              "512 up to 32 px, then 256*m, 128*m, ... for an integer m, up to "
+                              "1024 px); keep this one native")
     if syn.get("conv_clamp") is not None:
         _check_clamp_inactive(G)
     sd = G.state_dict()
@@ -156,7 +159,7 @@ def nvidia_to_rosinality(G: StyleGAN2Generator) -> dict:
         out[f"convs.{2 * k}.conv.blur.kernel"] = up_kernel.clone()
         out[f"to_rgbs.{k}.upsample.kernel"] = up_kernel.clone()
     args = dict(size=G.img_resolution, latent=G.w_dim, n_mlp=G.mapping.num_layers,
-                channel_multiplier=syn.get("channel_base", 32768) / 16384,
+                channel_multiplier=multiplier,  # an int: rosinality sizes tensors with it
                 lr_mlp=cfg["mapping_kwargs"].get("lr_multiplier", 0.01))
     # args as a plain dict (not an argparse.Namespace) so the file loads with weights_only=True.
     return {"g_ema": {k: v.clone() for k, v in out.items()}, "latent_avg": sd["mapping.w_avg"].clone(),

@@ -134,6 +134,8 @@ class Trainer:
         if spec["mb"] % world:
             raise ValueError(f"batch {spec['mb']} is not divisible by {world} processes")
         per_process, group = spec["mb"] // world, spec["mbstd"]
+        if group is not None and group < 1:
+            raise ValueError(f"minibatch-stddev group {group}: must be at least 1")
         if group and per_process % min(group, per_process):
             raise ValueError(f"the minibatch-stddev group of {group} must divide the batch per "
                              f"process ({per_process}); pick a batch that is a multiple of it")
@@ -366,6 +368,7 @@ def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10
         device = torch.device(device)
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)  # NCCL's collectives use the current device
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     out = Path(out)

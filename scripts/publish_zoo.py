@@ -97,7 +97,7 @@ def model_card(name: str, prov: dict, G) -> str:
 | data | {prov["data_images"]} images (`{t["data"]}`), x-flips {"on" if t["xflip"] else "off"}, the last {min(500, prov["data_images"] // 10)} held out for the C2ST |
 | training | {prov["kimg"]:.0f} kimg, batch {t["mb"]}, lr {t["lrate"]}, R1 γ {t["gamma"]}, path length {t["pl_weight"]}, style mixing {t["mixing"]}, EMA {t["ema"]} kimg, augmentation {t["aug"]} |
 | time | {hours:.2f} h of training ({prov["training_seconds"] / prov["kimg"]:.0f} s/kimg) on {prov["hardware"]} |
-| quality | C2ST accuracy {q["c2st_mean"]:.3f}, the mean over seeds {", ".join(f"{a:.3f}" for a in q["c2st_seeds"])} (0.5 = indistinguishable; two sets of real training images score {q["c2st_floor_real_vs_real"]:.3f}) |
+| quality | C2ST accuracy {q["c2st_mean"]:.3f}, the mean over seeds 0-4 ({", ".join(f"{a:.3f}" for a in q["c2st_seeds"])}; 0.5 = indistinguishable; two sets of real training images score {q["c2st_floor_real_vs_real"]:.3f}) |
 | published | {prov["published"]} |
 {fid}
 How quality was measured: {q["how"]}

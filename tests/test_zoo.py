@@ -17,8 +17,18 @@ def test_stylegan2_model_is_shipped_with_its_provenance():
     prov = json.loads((ZOO_DIR / f"{DEFAULT_STYLE_MODEL}.json").read_text())["provenance"]
     for key in ("command", "kimg", "training_seconds", "hardware", "quality"):
         assert prov[key], key
-    assert 0.4 <= prov["quality"]["c2st_accuracy"] <= 1.0
+    q = prov["quality"]
+    assert len(q["c2st_seeds"]) == 5 and abs(q["c2st_mean"] - np.mean(q["c2st_seeds"])) < 1e-9
+    assert 0.4 <= q["c2st_mean"] <= 1.0 and 0.4 <= q["c2st_floor_real_vs_real"] <= 0.6
     assert "ganprior train stylegan2" in prov["command"]
+
+
+def test_stylegan2_model_ships_its_discriminator():
+    from ganprior.checkpoints import load_networks
+    nets = load_networks(DEFAULT_STYLE_MODEL)
+    with torch.no_grad():
+        img = nets["G"](torch.randn(2, nets["G"].z_dim), None, noise_mode="const")
+        assert nets["D"](img, None).shape == (2, 1)
 
 
 def test_stylegan2_model_generates_varied_reproducible_faces():

@@ -89,10 +89,10 @@ def rosinality_to_nvidia(sd: dict, latent_avg: torch.Tensor | None, log2: int) -
     return out
 
 
-def rosinality_channels(resolution: int, multiplier: float) -> dict:
+def rosinality_channels(resolution: int, multiplier: int) -> dict:
     """Channels per resolution that rosinality's Generator builds: 512 up to 32 px, then 256*m,
     128*m, ... (the table in its model.py)."""
-    return {r: 512 if r <= 32 else int(256 * multiplier * 64 // r)
+    return {r: 512 if r <= 32 else 16384 * multiplier // r
             for r in (2 ** k for k in range(2, int(math.log2(resolution)) + 1))}
 
 
@@ -102,13 +102,15 @@ def _check_clamp_inactive(G: StyleGAN2Generator, n: int = 64):
     syn = dict(G.config["synthesis_kwargs"], conv_clamp=None)
     with torch.random.fork_rng(devices=[]):  # building it must not move the caller's RNG
         free = StyleGAN2Generator(**dict(G.config, synthesis_kwargs=syn)).eval()
+    device = G.mapping.w_avg.device
     free.load_state_dict(G.state_dict())
-    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(0))
+    free.to(device)
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(0)).to(device)
+    clamped = 0
     with torch.no_grad():
-        ws = G.mapping(z.to(G.mapping.w_avg.device), None)
-        clamped = sum((G.synthesis(ws[i:i + 16], noise_mode="const")
-                       != free.to(ws.device).synthesis(ws[i:i + 16], noise_mode="const")).any(dim=(1, 2, 3)).sum().item()
-                      for i in range(0, n, 16))
+        for ws in G.mapping(z, None).split(16):
+            differ = G.synthesis(ws, noise_mode="const") != free.synthesis(ws, noise_mode="const")
+            clamped += differ.flatten(1).any(1).sum().item()
     if clamped:
         raise CheckpointError(f"conv_clamp {G.config['synthesis_kwargs']['conv_clamp']} changes "
                               f"{clamped} of {n} sample images, and rosinality's generator has no "

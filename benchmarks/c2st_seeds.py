@@ -25,6 +25,7 @@ from report import write_section  # noqa: E402  (benchmarks/report.py)
 from ganprior.checkpoints import load_generator  # noqa: E402
 from ganprior.data.images import ImageDataset  # noqa: E402
 from ganprior.metrics.c2st import generator_c2st  # noqa: E402
+from ganprior.train.stylegan2 import holdout_images  # noqa: E402
 
 
 def main():
@@ -33,14 +34,12 @@ def main():
     ap.add_argument("--run", type=Path, required=True, help="the run folder (snapshots)")
     ap.add_argument("--kimg", type=int, nargs="+", required=True, help="snapshots to measure")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--holdout", type=int, default=500)
     args = ap.parse_args()
     torch.set_num_threads(2)
 
     snapshots = {k: load_generator(args.run / f"network-snapshot-{k:06d}.safetensors")
                  for k in args.kimg}
-    data = ImageDataset(args.data, snapshots[args.kimg[0]].img_resolution)
-    real = torch.stack([data.image(i) for i in range(len(data) - args.holdout, len(data))])
+    real = holdout_images(ImageDataset(args.data, snapshots[args.kimg[0]].img_resolution))
     rows = ["| kimg | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean | sd |",
             "|---" * (len(args.seeds) + 3) + "|"]
     for kimg in args.kimg:

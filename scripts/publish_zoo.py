@@ -33,6 +33,7 @@ from ganprior.generate import generate  # noqa: E402
 from ganprior.images import grid, save_image  # noqa: E402
 from ganprior.metrics.c2st import c2st_accuracy, generator_c2st  # noqa: E402
 from ganprior.plots import line_chart  # noqa: E402
+from ganprior.train.stylegan2 import holdout_images, holdout_size  # noqa: E402
 
 
 def read_log(run: Path) -> list[dict]:
@@ -54,7 +55,7 @@ def c2st_floor(dataset_path: str, resolution: int, seed: int = 0) -> tuple[float
     """C2ST between two disjoint sets of training images (the trainer's hold-out size, from the
     training part): the best score a generator can reach. Returns (accuracy, dataset size)."""
     ds = ImageDataset(dataset_path, resolution=resolution)
-    n = min(500, len(ds) // 10)  # as the trainer's hold-out
+    n = holdout_size(len(ds))
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(ds) - n, generator=g)[:2 * n].tolist()
     imgs = torch.stack([ds.image(i) for i in idx])
@@ -64,9 +65,7 @@ def c2st_floor(dataset_path: str, resolution: int, seed: int = 0) -> tuple[float
 def c2st_over_seeds(G, dataset_path: str, seeds=(0, 1, 2, 3, 4)) -> list[float]:
     """The trainer's C2ST (the last 500 images, never trained on, against G's samples) on
     several seeds: a single run of it moves by several points."""
-    ds = ImageDataset(dataset_path, resolution=G.img_resolution)
-    n = min(500, len(ds) // 10)
-    real = torch.stack([ds.image(i) for i in range(len(ds) - n, len(ds))])
+    real = holdout_images(ImageDataset(dataset_path, resolution=G.img_resolution))
     return [generator_c2st(G, real, seed) for seed in seeds]
 
 

@@ -120,6 +120,17 @@ def run_generator(G, z, c, mixing_prob):
     return G.synthesis(ws, noise_mode="random"), ws
 
 
+def holdout_size(n_images: int) -> int:
+    """The last tenth of the data, up to 500 images, is never trained on: it is the real side of
+    the C2ST quality measure."""
+    return min(500, n_images // 10)
+
+
+def holdout_images(dataset) -> torch.Tensor:
+    return torch.stack([dataset.image(i) for i in range(len(dataset) - holdout_size(len(dataset)),
+                                                        len(dataset))])
+
+
 class Trainer:
     """One process's share of training. With `world` > 1 (torchrun), every rank builds the same
     networks (same seed), draws its own data and noise, and gradients are averaged across ranks
@@ -151,8 +162,7 @@ class Trainer:
                                                betas=(0.0, 0.99 ** ratio), eps=1e-8)
         from .augment import AugmentPipe
         self.augment = AugmentPipe(target=spec.get("ada_target", 0.6)) if spec.get("aug") == "ada" else None
-        # the last tenth of the data (up to 500 images) is held out for the C2ST quality measure
-        self.n_holdout = min(500, len(dataset) // 10)
+        self.n_holdout = holdout_size(len(dataset))
         self.n_train = len(dataset) - self.n_holdout
         self.pl_mean = torch.zeros([], device=self.device)
         self.nimg, self.step = 0, 0
@@ -321,7 +331,7 @@ class Trainer:
         from ..metrics.c2st import generator_c2st
         out = {}
         if self.n_holdout >= 8:
-            real = torch.stack([self.dataset.image(i) for i in range(self.n_train, len(self.dataset))])
+            real = holdout_images(self.dataset)
             out = {"c2st_accuracy": generator_c2st(self.G_ema, real, seed), "c2st_images": len(real)}
         return dict(out, **self.fid_kid(seed))
 

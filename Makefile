@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ganprior-installed
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow mutation bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,26 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
+# Mutation testing of the training recipe's and the image metrics' maths (docs/testing.md);
+# mutmut is not a test dependency. Runs on a copy in out/mutation; MUTANTS narrows it.
+MUTANTS ?= ganprior.metrics.image.* ganprior.train.stylegan2.x_lazy_adam_settings* \
+	ganprior.train.stylegan2.x_ema_beta* ganprior.train.stylegan2.x_r1_* \
+	ganprior.train.stylegan2.x_pl_loss* ganprior.train.stylegan2.x_path_length_penalty* \
+	ganprior.inversion.*
+mutation: setup
+	$(BIN)/pip install -q --disable-pip-version-check mutmut==3.8.1
+	rm -rf out/mutation && mkdir -p out/mutation
+	cp -r src tests pyproject.toml out/mutation/
+	cd out/mutation && ../../$(BIN)/mutmut run --max-children 2 $(foreach m,$(MUTANTS),'$(m)')
+	# counts of killed / survived ...; survivors by name in out/mutation/results.txt
+	cd out/mutation && ../../$(BIN)/mutmut results --all true | grep -v "not checked" > results.txt; \
+		awk '{print $$2}' results.txt | sort | uniq -c; grep -v ": killed" results.txt || true
+
 bench: setup
+	# generation vs NVIDIA and vs this CPU's conv limit (NVIDIA's code: NVLABS_SG2ADA=<checkout>)
 	$(BIN)/python benchmarks/generate.py
+	# one inversion step vs NVIDIA's projector loop, and --loss auto vs plain MSE
+	$(BIN)/python benchmarks/inversion_step.py
 	# the encoder baseline of the inversion table (resumes if interrupted, instant when done)
 	$(BIN)/ganprior train-encoder --model dcgan-digiface64 --steps 1500 --out out/bench/encoder-dcgan
 	$(BIN)/python benchmarks/inversion.py --encoder out/bench/encoder-dcgan

@@ -10,6 +10,12 @@ ratios are fair even when the machine's speed drifts. NVIDIA's code is only used
 environment variable points at a checkout (never committed here); weights are shared, and its
 outputs are checked against ours before timing. Memory: peak RSS growth during one forward
 pass, each measured in a fresh subprocess (Linux /proc; VmHWM reset via clear_refs).
+
+Conv limit (`benchmarks/conv_limit.py`): the generator's 3x3 convs as plain channels-last
+oneDNN convs at batch 16, timed as one more variant in the same rounds; each implementation's
+share of it = img/s x the generator's FLOPs per image / limit GFLOP/s. The last lines check the
+targets of issue 12: >= 2x NVIDIA's best mode in every StyleGAN2 row, >= 70 % of the limit at
+batch 16 (exit status 0 either way; the lines say "met" or "NOT met").
 """
 from __future__ import annotations
 
@@ -30,7 +36,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from conv_limit import ConvLimit, generator_flops  # noqa: E402  (benchmarks/conv_limit.py)
 from report import write_section  # noqa: E402  (benchmarks/report.py)
+
+LIMIT_BATCH = 16
+TARGET_RATIO, TARGET_SHARE = 2.0, 0.70
 
 SG2_CONFIGS = {
     "stylegan2-64": dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=64, img_channels=3,
@@ -64,6 +74,8 @@ def build(config: str, impl: str):
     torch.manual_seed(0)
     from ganprior.nets.stylegan2 import StyleGAN2Generator
     ours = StyleGAN2Generator(**SG2_CONFIGS[config]).eval()
+    if impl == "conv-limit":
+        return ConvLimit(ours, LIMIT_BATCH), 512, ours
     if impl.startswith("ours"):
         opts = {"ours": {}, "ours-fused": dict(fused_modconv=True),
                 "ours-unfused": dict(fused_modconv=False, channels_last=False),
@@ -97,7 +109,13 @@ def measure_memory(config, impl, batch):
     return (peak - before) / 1024
 
 
-def time_variants(config, impls, batch, rounds, min_seconds):
+CLOCKS = {"wall": time.perf_counter,
+          # CPU time of this process: with --threads 1 it counts only the time the benchmark
+          # actually ran, so figures hold up on a machine shared with other jobs.
+          "cpu": time.process_time}
+
+
+def time_variants(config, impls, batch, rounds, min_seconds, clock=time.perf_counter):
     fns = {}
     for impl in impls:
         fns[impl], z_dim, ours = build(config, impl)
@@ -105,18 +123,20 @@ def time_variants(config, impls, batch, rounds, min_seconds):
     with torch.no_grad():
         ref = fns[impls[0]](z)
         for impl in impls[1:]:
+            if impl == "conv-limit":
+                continue
             err = (fns[impl](z) - ref).abs().max().item()
             assert err < 1e-3, f"{config} {impl}: outputs differ by {err}"
         results = {impl: [] for impl in impls}
         for _ in range(rounds):
             for impl in impls:
-                n, t0 = 0, time.perf_counter()
+                n, t0 = 0, clock()
                 while True:
                     fns[impl](z)
                     n += 1
-                    if time.perf_counter() - t0 >= min_seconds:
+                    if clock() - t0 >= min_seconds:
                         break
-                results[impl].append(n * batch / (time.perf_counter() - t0))
+                results[impl].append(n * batch / (clock() - t0))
     return {impl: statistics.median(v) for impl, v in results.items()}
 
 
@@ -126,6 +146,11 @@ def main():
     ap.add_argument("--min-seconds", type=float, default=1.0)
     ap.add_argument("--configs", default="dcgan-digiface64,stylegan2-64,stylegan2-256")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2: the "
+                    "machine kind's core count)")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="wall time, or process CPU time (use with --threads 1 on a busy machine)")
     ap.add_argument("--memory-child", nargs=3, metavar=("CONFIG", "IMPL", "BATCH"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -133,7 +158,7 @@ def main():
         c, i, b = args.memory_child
         print(json.dumps(measure_memory(c, i, int(b))))
         return
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     have_nv = nvidia_generator_class() is not None
     if not have_nv:
         print("NVLABS_SG2ADA not set (or not a stylegan2-ada-pytorch checkout): "
@@ -147,49 +172,120 @@ def main():
                 impls = ["ours", "ours-fused", "ours-unfused", "ours-unfused-cl"]
                 if have_nv:
                     impls += ["nvidia-fused", "nvidia-unfused"]
-            speeds = time_variants(config, impls, batch, args.rounds, args.min_seconds)
+                impls.append("conv-limit")
+            speeds = time_variants(config, impls, batch, args.rounds, args.min_seconds,
+                                   CLOCKS[args.clock])
+            limit = None
+            if "conv-limit" in speeds:  # calls/s x FLOPs per call
+                calls = speeds.pop("conv-limit") / batch
+                fn, _, ours = build(config, "conv-limit")
+                limit = dict(gflops=calls * fn.flops / 1e9,
+                             gen_gflop_per_img=generator_flops(ours) / 1e9)
             mem = {}
-            for impl in ("ours",) + (("nvidia-fused", "nvidia-unfused") if have_nv and config != "dcgan-digiface64" else ()):
+            for impl in () if args.no_memory else ("ours",) + (("nvidia-fused", "nvidia-unfused") if have_nv and config != "dcgan-digiface64" else ()):
                 out = subprocess.run([sys.executable, __file__, "--memory-child", config, impl, str(batch)],
                                      capture_output=True, text=True, env=os.environ)
                 mem[impl] = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
-            row = dict(config=config, batch=batch, speeds=speeds, memory_mib=mem)
+            row = dict(config=config, batch=batch, speeds=speeds, memory_mib=mem,
+                       conv_limit=limit)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    table = render(rows, have_nv)
+    table = "\n\n".join([render(rows, have_nv, args)] + target_lines(rows, have_nv))
     print(table)
     if not args.no_write:
         write_section("generate", "Generator forward (`benchmarks/generate.py`)", table)
 
 
-def render(rows, have_nv):
+def nvidia_best(speeds):
+    if "nvidia-fused" not in speeds:
+        return None
+    return max(("nvidia-fused", "nvidia-unfused"), key=lambda k: speeds[k])
+
+
+def share(row, impl):
+    """Fraction of the conv limit an implementation reaches (None without a limit)."""
+    lim = row.get("conv_limit")
+    if not lim or impl not in row["speeds"]:
+        return None
+    return row["speeds"][impl] * lim["gen_gflop_per_img"] / lim["gflops"]
+
+
+def command_options(args) -> str:
+    opts = [(f"--{k.replace('_', '-')}", v) for k, v in vars(args).items()
+            if k in ("rounds", "min_seconds", "threads", "clock", "configs")]
+    defaults = {"--rounds": 3, "--min-seconds": 1.0, "--threads": 2, "--clock": "wall",
+                "--configs": "dcgan-digiface64,stylegan2-64,stylegan2-256"}
+    return "".join(f" {k} {v}" for k, v in opts if defaults[k] != v)
+
+
+def malloc_note() -> str:
+    """glibc allocator settings taken from the environment, if any (they change the figures:
+    see BENCHMARKS.md), so a table says under which it was measured."""
+    env = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MALLOC_"))
+    return f" Allocator environment: `{' '.join(env)}`." if env else ""
+
+
+def render(rows, have_nv, args):
     when = datetime.date.today().isoformat()
     cpu = platform.processor() or platform.machine()
     lines = [f"Measured {when} on {os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, "
-             f"{torch.get_num_threads()} threads, fp32, noise const. Command: "
-             "`NVLABS_SG2ADA=<checkout> python benchmarks/generate.py` (`make bench`).", "",
+             f"{torch.get_num_threads()} threads, fp32, noise const, {args.clock} clock. Command: "
+             f"`NVLABS_SG2ADA=<checkout> python benchmarks/generate.py{command_options(args)}`"
+             " (`make bench` runs the defaults). Conv limit "
+             f"= the generator's 3x3 convs as plain channels-last convs at batch {LIMIT_BATCH}, "
+             "timed in the same rounds (`benchmarks/conv_limit.py`)." + malloc_note(), "",
              "| config | batch | ganprior img/s (auto) | fused | unfused | unfused + channels-last |"
              + (" NVIDIA fused | NVIDIA unfused | speed-up vs NVIDIA's best |" if have_nv else "")
+             + " conv limit (GFLOP/s) | GFLOP/img | share of limit, ganprior |"
+             + (" share, NVIDIA best |" if have_nv else "")
              + " peak RSS ganprior (MiB) |" + (" peak RSS NVIDIA best (MiB) |" if have_nv else ""),
-             "|---|---|---|---|---|---|" + ("---|---|---|" if have_nv else "") + "---|"
-             + ("---|" if have_nv else "")]
+             "|---|---|---|---|---|---|" + ("---|---|---|" if have_nv else "") + "---|---|---|"
+             + ("---|" if have_nv else "") + "---|" + ("---|" if have_nv else "")]
+    pct = lambda v: f"{100 * v:.0f} %" if v is not None else "–"  # noqa: E731
     for r in rows:
-        s, m = r["speeds"], r["memory_mib"]
+        s, m, lim = r["speeds"], r["memory_mib"], r.get("conv_limit")
         f = lambda k: f"{s[k]:.1f}" if k in s else "–"  # noqa: E731
         line = f"| {r['config']} | {r['batch']} | {f('ours')} | {f('ours-fused')} | {f('ours-unfused')} | {f('ours-unfused-cl')} |"
+        best = nvidia_best(s)
         if have_nv:
-            if "nvidia-fused" in s:
-                best = max(("nvidia-fused", "nvidia-unfused"), key=lambda k: s[k])
+            if best:
                 line += f" {f('nvidia-fused')} | {f('nvidia-unfused')} | **{s['ours'] / s[best]:.2f}x** |"
             else:
-                best = None
                 line += " – | – | – |"
+        if lim:
+            line += f" {lim['gflops']:.0f} | {lim['gen_gflop_per_img']:.2f} | {pct(share(r, 'ours'))} |"
+        else:
+            line += " – | – | – |"
+        if have_nv:
+            line += f" {pct(share(r, best)) if best else '–'} |"
         mem = lambda k: f"{m[k]:.0f}" if m.get(k) is not None else "–"  # noqa: E731
         line += f" {mem('ours')} |"
         if have_nv:
             line += f" {mem(best) if best else '–'} |"
         lines.append(line)
     return "\n".join(lines)
+
+
+def target_lines(rows, have_nv):
+    """Issue 12's generation targets, one line each, with the measured figures."""
+    out = []
+    sg2 = [r for r in rows if r.get("conv_limit")]
+    if have_nv and sg2:
+        ratios = [(r, r["speeds"]["ours"] / r["speeds"][nvidia_best(r["speeds"])]) for r in sg2]
+        worst = min(ratios, key=lambda t: t[1])
+        ok = worst[1] >= TARGET_RATIO
+        out.append(f"target: >= {TARGET_RATIO:g}x NVIDIA's best mode in every StyleGAN2 row: "
+                   f"{'met' if ok else 'NOT met'} (lowest {worst[1]:.2f}x at {worst[0]['config']} "
+                   f"batch {worst[0]['batch']})")
+    b16 = [(r, share(r, "ours")) for r in sg2 if r["batch"] == 16]
+    if b16:
+        worst = min(b16, key=lambda t: t[1])
+        ok = worst[1] >= TARGET_SHARE
+        out.append(f"target: >= {100 * TARGET_SHARE:.0f} % of the conv limit at batch 16: "
+                   f"{'met' if ok else 'NOT met'} (lowest {100 * worst[1]:.0f} % at "
+                   f"{worst[0]['config']})")
+    return out
+
 
 if __name__ == "__main__":
     main()

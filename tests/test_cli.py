@@ -104,7 +104,7 @@ def test_convert_pkl_to_native_and_rosinality(tmp_path):
 @pytest.mark.parametrize("args,msg", [
     (["generate", "--model", "no-such-model", "--seeds", "0"], "no such file"),
     (["generate", "--seeds", "3-1"], "end before start"),
-    (["generate", "--seeds", "abc"], "bad seeds"),
+    (["generate", "--seeds", "abc"], "bad --seeds 'abc'"),
     (["generate", "--noise-mode", "loud", "--model", "SG2"], "--noise-mode must be"),
     (["generate", "--device", "cuda:7", "--seeds", "0"], "not available" if not torch.cuda.is_available() else "device"),
 ])

@@ -5,7 +5,8 @@ from conftest import small_stylegan2
 
 from ganprior.errors import CheckpointError
 from ganprior.inversion import invert, make_method
-from ganprior.train.encoder import load_encoder, train_encoder
+from ganprior.nets.encoder_files import load_encoder
+from ganprior.train.encoder import train_encoder
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def test_training_reduces_loss_and_resume_is_exact(sg2, tmp_path):
     hist = torch.load(tmp_path / "a.ckpt.pt", weights_only=True)["history"]
     first, last = sum(h[2] for h in hist[:5]), sum(h[2] for h in hist[-5:])
     assert last < first, "reconstruction loss should fall"
-    assert info["final_recon_mse"] is not None
+    assert (info["final_latent_mse"], info["final_recon_mse"]) == tuple(hist[-1][1:3])
 
     # an interrupted run (killed after 6 steps) continued to 10 == an uninterrupted 10
     train_encoder(sg2, tmp_path / "b", steps=6, batch=2, save_every=3, progress=False)
@@ -78,8 +79,7 @@ def test_padinv_encoder_trains_and_inverts(sg2, tmp_path, monkeypatch):
 
 
 def test_untrained_padinv_encoder_means_zero_padding(sg2):
-    from ganprior.nets.encoders import padinv_encoder_for
-    from ganprior.train.encoder import padinv_params
+    from ganprior.nets.encoders import padinv_encoder_for, padinv_params
     E = padinv_encoder_for(sg2)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():

@@ -34,6 +34,28 @@ def test_frechet_distance_matches_closed_form_for_diagonal_gaussians():
     assert abs(fid.frechet_distance(a, a)) < 1e-6
 
 
+def with_covariance(mean, cov, n=64, seed=0):
+    """n features whose sample mean is `mean` and population covariance (1/N) exactly `cov`."""
+    x = np.random.default_rng(seed).normal(size=(n, len(mean)))
+    x -= x.mean(0)
+    x = x @ np.linalg.inv(np.linalg.cholesky(x.T @ x / n)).T  # whitened: covariance I
+    return np.asarray(mean) + x @ np.linalg.cholesky(cov).T
+
+
+def test_frechet_distance_matches_closed_form_for_non_commuting_covariances():
+    # 2x2: AB has positive eigenvalues l1, l2, so Tr (AB)^(1/2) = sqrt(l1) + sqrt(l2)
+    #      = sqrt(Tr AB + 2 sqrt(det AB))
+    A, B = np.array([[2.0, 0.8], [0.8, 1.0]]), np.array([[0.5, -0.3], [-0.3, 3.0]])
+    mu_a, mu_b = np.array([1.0, -1.0]), np.array([0.0, 2.0])
+    tr_root = np.sqrt(np.trace(A @ B) + 2 * np.sqrt(np.linalg.det(A @ B)))
+    expect = 1 + 9 + np.trace(A) + np.trace(B) - 2 * tr_root
+    got = fid.frechet_distance(with_covariance(mu_a, A), with_covariance(mu_b, B, seed=1))
+    assert got == pytest.approx(expect, rel=1e-9)
+    assert fid.frechet_distance(with_covariance(mu_b, B, seed=1), with_covariance(mu_a, A)) == pytest.approx(expect, rel=1e-9)
+    # the same Gaussian twice, from different samples: 0
+    assert abs(fid.frechet_distance(with_covariance(mu_a, A), with_covariance(mu_a, A, seed=2))) < 1e-9
+
+
 def test_kernel_distance_is_the_unbiased_mmd():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(12, 5)), rng.normal(0.5, 1.0, size=(12, 5))
@@ -71,14 +93,27 @@ def test_trainer_reports_fid_and_kid_when_the_detector_is_installed(weights_dir,
         Image.fromarray(rng.randint(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
     spec = resolve_config("auto", 16, batch=4, channel_base=128, channel_max=16, map=2,
                           z_dim=16, w_dim=16, aug="noaug")
-    trainer = Trainer(ImageDataset(tmp_path, resolution=16), spec, fid_images=40)
+    ds = ImageDataset(tmp_path, resolution=16)
+    trainer = Trainer(ds, spec, fid_images=40)
     assert trainer.fid_kid() == {}  # no detector: no FID/KID (C2ST only)
+    with torch.no_grad():  # G differs from G_ema: the measure must be of G_ema
+        for p in trainer.G.parameters():
+            p.add_(torch.randn_like(p))
     weights_dir.mkdir()
     torch.jit.script(StandInDetector()).save(str(weights_dir / "inception-2015-12-05.pt"))
     q = trainer.quality()
-    assert q["fid40"] > 0 and np.isfinite(q["kid40"]) and "c2st_accuracy" in q
+    # what it measured: 40 training images against 40 samples of G_ema, both through the detector
+    det = StandInDetector()
+    real = fid.inception_features(det, fid.dataset_batches(ds, 40))
+    fake = fid.inception_features(det, fid.generator_batches(trainer.G_ema, 40))
+    assert len(real) == len(fake) == 40
+    assert q["fid40"] == pytest.approx(fid.frechet_distance(real, fake), rel=1e-6)
+    assert q["kid40"] == pytest.approx(fid.kernel_distance(real, fake), rel=1e-6)
+    assert "c2st_accuracy" in q
+    other = fid.inception_features(det, fid.generator_batches(trainer.G, 40))
+    assert fid.frechet_distance(real, other) != pytest.approx(q["fid40"], rel=1e-3)
     # the same real features and seeds: the measurement is deterministic
-    assert trainer.fid_kid()["fid40"] == pytest.approx(q["fid40"])
+    assert trainer.fid_kid()["fid40"] == q["fid40"]
 
 
 def test_features_need_uint8():
@@ -92,7 +127,7 @@ def test_fid_command(weights_dir, tmp_path):
     from conftest import small_stylegan2
     from typer.testing import CliRunner
 
-    from ganprior.checkpoints import save_native
+    from ganprior.checkpoints import load_networks, save_native
     from ganprior.cli import app
     rng = np.random.RandomState(0)
     for name in ("a", "b"):
@@ -111,7 +146,13 @@ def test_fid_command(weights_dir, tmp_path):
                                  "--n", "16", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
-    assert out["fid"] > 0.01 and out["n_fake"] == 16 and out["n_real"] == 16
+    assert out["n_fake"] == 16 and out["n_real"] == 16
+    # 16 of the 24 real images (seed 0) against 16 samples of the model (seed 0)
+    G = load_networks(tmp_path / "g.safetensors")["G"]
+    real = fid.inception_features(StandInDetector(), fid.dataset_batches(tmp_path / "a", 16, 32))
+    fake = fid.inception_features(StandInDetector(), fid.generator_batches(G, 16))
+    assert out["fid"] == pytest.approx(fid.frechet_distance(real, fake), rel=1e-6)
+    assert out["kid"] == pytest.approx(fid.kernel_distance(real, fake), rel=1e-6)
 
 
 def test_dataset_batches_give_the_stored_pixels(tmp_path):

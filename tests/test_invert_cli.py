@@ -127,3 +127,89 @@ def test_analyze_layers(setup, tmp_path):
         assert ET.parse(tmp_path / svg).getroot().tag.endswith("svg")
     assert "| codes | b8 | 2 |" in (tmp_path / "analysis.md").read_text()
     assert Image.open(tmp_path / "grid.png").size[1] == 6 * 34 + 2  # targets + 5 runs
+
+
+def test_out_may_not_be_or_overwrite_an_input(setup, tmp_path):
+    root, model = setup
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        (photos / f"p{i}.png").write_bytes((root / "in" / f"img{i}.png").read_bytes())
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    (tmp_path / "link").symlink_to(photos)  # the same folder under another name
+    cases = [(photos, photos, "holds input images"),
+             (photos / "p0.png", photos, "holds input images"),
+             (photos / "p0.png", tmp_path / "link", "holds input images"),
+             (photos / "p0.png", photos / "p1.png", "existing file")]
+    for inputs, out, msg in cases:
+        r = runner.invoke(app, ["invert", str(inputs), "--model", str(model),
+                                "--method", "z", "--steps", "1", "--out", str(out)])
+        assert r.exit_code == 1 and msg in r.output, r.output
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_rerun_skips_only_what_matches(setup, tmp_path):
+    root, model = setup
+    base = ("invert", root / "in" / "img0.png", root / "in" / "img1.png", "--model", model,
+            "--method", "z", "--loss", "mse", "--out", tmp_path)
+    invoke(*base, "--steps", 3)
+    first = json.loads((tmp_path / "img1.json").read_text())
+    assert first["seed"] == 1 and first["made_from"]["settings"]["steps"] == 3
+    assert len(first["made_from"]["input_sha256"]) == 64
+    r = invoke(*base, "--steps", 3)
+    assert "skipped 2 already done" in r.output
+    r = runner.invoke(app, [str(a) for a in base] + ["--steps", "4"])
+    assert r.exit_code == 1 and "made differently" in r.output and "steps 3 -> 4" in r.output
+    assert json.loads((tmp_path / "img1.json").read_text()) == first  # nothing was redone
+    r = invoke(*base, "--steps", 4, "--force")
+    assert json.loads((tmp_path / "img1.json").read_text())["steps"] == 4
+    # the same name with other pixels is another input
+    changed = tmp_path.parent / f"{tmp_path.name}-in"
+    changed.mkdir()
+    (changed / "img0.png").write_bytes((root / "in" / "img2.png").read_bytes())
+    r = runner.invoke(app, ["invert", str(changed / "img0.png"), "--model", str(model),
+                            "--method", "z", "--loss", "mse", "--steps", "4", "--out", str(tmp_path)])
+    assert r.exit_code == 1 and "the input image changed" in r.output
+
+
+def test_seeds_follow_the_input_list_not_the_batch(setup, tmp_path):
+    root, model = setup
+    common = ("--model", model, "--method", "mganprior", "--codes", 2, "--steps", 3,
+              "--loss", "mse")
+    invoke("invert", root / "in", *common, "--batch", 3, "--out", tmp_path / "b3")
+    invoke("invert", root / "in" / "img2.png", *common, "--seed", 2, "--out", tmp_path / "b1")
+    batched = json.loads((tmp_path / "b3" / "img2.json").read_text())
+    alone = json.loads((tmp_path / "b1" / "img2.json").read_text())
+    assert batched["seed"] == alone["seed"] == 2
+    assert batched["psnr"] == pytest.approx(alone["psnr"], abs=1e-3)
+
+
+def test_a_bad_file_in_a_folder_does_not_stop_the_others(setup, tmp_path):
+    root, model = setup
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"img{i}.png").write_bytes((root / "in" / f"img{i}.png").read_bytes())
+    (folder / "broken.png").write_bytes(b"not a png")
+    r = runner.invoke(app, ["invert", str(folder), "--model", str(model), "--method", "z",
+                            "--steps", "1", "--loss", "mse", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1
+    assert "error: 1 of 3 inputs failed: broken.png" in r.output
+    assert (tmp_path / "o" / "img0.json").exists() and (tmp_path / "o" / "img1.json").exists()
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["images"] == 2 and summary["failed"][0]["input"].endswith("broken.png")
+
+
+def test_metrics_cli_measures_the_good_pairs_and_lists_the_bad(setup, tmp_path):
+    root, _ = setup
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        for i in range(2):
+            (tmp_path / side / f"img{i}.png").write_bytes((root / "in" / f"img{i}.png").read_bytes())
+    (tmp_path / "b" / "img1.png").write_bytes(b"broken")
+    r = runner.invoke(app, ["metrics", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
+    assert r.exit_code == 1
+    lines = r.output.strip().splitlines()
+    rows = json.loads(lines[0])
+    assert [row["name"] for row in rows] == ["img0.png"] and rows[0]["ssim"] == pytest.approx(1.0)
+    assert lines[-1].startswith("error: 1 of 2 pairs failed: img1.png")

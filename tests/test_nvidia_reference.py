@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 NV = os.environ.get("NVLABS_SG2ADA")
-pytestmark = pytest.mark.skipif(not NV or not Path(NV, "generate.py").exists(),
-                                reason="NVLABS_SG2ADA (stylegan2-ada-pytorch checkout) not set")
+# each reference gates only its own tests (a module-level mark would skip rosinality's too)
+needs_nvidia = pytest.mark.skipif(not NV or not Path(NV, "generate.py").exists(),
+                                  reason="NVLABS_SG2ADA (stylegan2-ada-pytorch checkout) not set")
 
 # Runs in a child process with NVIDIA's code importable. Their generate.py hard-codes
 # torch.device('cuda'); the child maps that to the CPU. dnnlib imports requests for downloads.
@@ -48,6 +49,7 @@ MAKE_AND_RENDER = textwrap.dedent("""
 """)
 
 
+@needs_nvidia
 @pytest.mark.parametrize("c_dim", [0, 3])
 def test_same_pngs_as_nvidia_generate(tmp_path, c_dim, trap):
     pkl, nv_out, our_out = tmp_path / "net.pkl", tmp_path / "nv", tmp_path / "ours"
@@ -93,6 +95,7 @@ RENDER = textwrap.dedent("""
 """)
 
 
+@needs_nvidia
 def test_exported_pkl_renders_the_same_in_nvidias_generate(tmp_path, trap):
     """A ganprior snapshot exported to .pkl is read by NVIDIA's own loader and renders our images."""
     import torch
@@ -119,6 +122,9 @@ def test_exported_pkl_renders_the_same_in_nvidias_generate(tmp_path, trap):
 
 
 ROS = os.environ.get("ROSINALITY_SG2")
+needs_rosinality = pytest.mark.skipif(
+    not ROS or not Path(ROS or "", "model.py").exists(),
+    reason="ROSINALITY_SG2 (rosinality/stylegan2-pytorch checkout) not set")
 
 ROS_MAKE_AND_RENDER = textwrap.dedent("""
     import argparse, sys, torch, torch.utils.cpp_extension
@@ -140,8 +146,7 @@ ROS_MAKE_AND_RENDER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not ROS or not Path(ROS or "", "model.py").exists(),
-                    reason="ROSINALITY_SG2 (rosinality/stylegan2-pytorch checkout) not set")
+@needs_rosinality
 def test_rosinality_checkpoint_renders_like_rosinality(tmp_path):
     import torch
 
@@ -174,8 +179,7 @@ ROS_LOAD_AND_RENDER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not ROS or not Path(ROS or "", "model.py").exists(),
-                    reason="ROSINALITY_SG2 (rosinality/stylegan2-pytorch checkout) not set")
+@needs_rosinality
 def test_exported_rosinality_file_renders_the_same_in_rosinalitys_generator(tmp_path):
     import torch
     from conftest import rosinality_shaped_stylegan2

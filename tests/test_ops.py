@@ -133,3 +133,90 @@ def test_gradients_are_exact():
         torch.autograd.gradcheck(lambda x, w, s: modulated_conv2d(x, w, s, up=up, padding=1,
                                                                    resample_filter=f), (x, w, s))
     torch.autograd.gradcheck(lambda x: downsample2d(x, f), (x,))
+
+
+# ---- weight-only work cached between inference calls (ops.cached_derived) ----
+
+def _small_generator():
+    from ganprior.nets.stylegan2 import StyleGAN2Generator
+    torch.manual_seed(0)
+    return StyleGAN2Generator(z_dim=8, w_dim=8, img_resolution=16, img_channels=3,
+                              mapping_kwargs=dict(num_layers=2),
+                              synthesis_kwargs=dict(channel_base=64, channel_max=16)).eval()
+
+
+def _uncached(G, ws, **kw):
+    """The same network, computed from scratch (a deep copy has no cache entries)."""
+    import copy
+    with torch.no_grad():
+        return copy.deepcopy(G).synthesize(ws, **kw)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cache_is_reused_then_rebuilt_after_an_optimiser_step(channels_last):
+    from ganprior.nets import ops
+    G = _small_generator()
+    ws = torch.randn(2, G.num_ws, G.w_dim)
+    kw = dict(fused_modconv=False, channels_last=channels_last)
+    layer = G.synthesis.b8.conv0
+    with torch.no_grad():
+        before = G.synthesize(ws, **kw)
+        cached = ops._DERIVED[layer]["weight_sq"][1]
+        G.synthesize(ws, **kw)
+    assert ops._DERIVED[layer]["weight_sq"][1] is cached  # reused, not rebuilt
+    assert ("weight_cl" in ops._DERIVED[layer]) == channels_last
+    # a training step: weights need gradients (nothing cached), then change in place
+    opt = torch.optim.SGD(G.parameters(), lr=0.5)
+    G.synthesize(ws, **kw).square().mean().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+    opt.step()
+    with torch.no_grad():
+        after = G.synthesize(ws, **kw)
+    assert (after - before).abs().max() > 1e-3
+    torch.testing.assert_close(after, _uncached(G, ws, **kw), rtol=0, atol=0)
+    with torch.no_grad():
+        layer.weight.mul_(-1)  # any in-place write (load_state_dict, copy_) counts too
+        torch.testing.assert_close(G.synthesize(ws, **kw), _uncached(G, ws, **kw), rtol=0, atol=0)
+
+
+def test_cache_is_rebuilt_after_to_dtype():
+    from ganprior.nets.stylegan2 import SynthesisLayer
+    torch.manual_seed(0)
+    layer = SynthesisLayer(4, 5, w_dim=3, resolution=6, use_noise=False).eval()
+    x, w = torch.randn(2, 4, 6, 6), torch.randn(2, 3)
+    with torch.no_grad():
+        y32 = layer(x, w, fused_modconv=False)
+        layer.double()
+        y64 = layer(x.double(), w.double(), fused_modconv=False)
+    assert y64.dtype == torch.float64  # a stale float32 cache would fail or give float32
+    torch.testing.assert_close(y64.float(), y32, rtol=1e-5, atol=1e-5)
+
+
+def test_inversion_after_inference_mode_uses_no_inference_tensors():
+    """Weights frozen, gradient w.r.t. ws (inversion) after a call under inference_mode."""
+    G = _small_generator().requires_grad_(False)
+    ws = torch.randn(1, G.num_ws, G.w_dim)
+    with torch.inference_mode():
+        G.synthesize(ws, fused_modconv=False, channels_last=True)
+    ws = ws.clone().requires_grad_(True)
+    G.synthesize(ws, fused_modconv=False).square().mean().backward()
+    assert ws.grad is not None and ws.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("demodulate", [False, True])
+def test_channels_last_1x1_modconv_equals_the_shared_conv(demodulate):
+    """The batched-matmul path for channels-last 1x1 layers (toRGB) against the plain conv."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 6, 5, 4, dtype=torch.float64)
+    w, s, b = (torch.randn(2, 6, 1, 1, dtype=torch.float64), torch.randn(3, 6, dtype=torch.float64),
+               torch.randn(2, dtype=torch.float64))
+    kw = dict(demodulate=demodulate, fused=False, bias=b, gain=1.5)
+    nchw = modulated_conv2d(x, w, s, **kw)
+    cl = modulated_conv2d(x.contiguous(memory_format=torch.channels_last), w, s, **kw)
+    assert cl.is_contiguous(memory_format=torch.channels_last)
+    expected = torch.einsum("oi,ni,nihw->nohw", w[:, :, 0, 0], s, x)
+    if demodulate:
+        expected = expected * ((w[:, :, 0, 0] ** 2) @ (s ** 2).t() + 1e-8).rsqrt().t()[..., None, None]
+    expected = expected * 1.5 + 1.5 * b[:, None, None]
+    torch.testing.assert_close(nchw, expected)
+    torch.testing.assert_close(cl, expected)

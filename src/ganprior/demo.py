@@ -105,7 +105,7 @@ def _inversion_table(out: Path, name: str, methods: list, steps: int, device) ->
 def section_inversion(out: Path, device) -> str:
     from .checkpoints.zoo import DEFAULT_STYLE_MODEL
     from .inversion import make_method
-    from .train.encoder import load_encoder, zoo_encoder
+    from .nets.encoder_files import load_encoder, zoo_encoder
 
     name, steps = "dcgan-digiface64", 200
     methods = [("(a) single z", make_method("z"))]

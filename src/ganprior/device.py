@@ -1,6 +1,8 @@
 """Device selection: never hard-code cuda."""
 from __future__ import annotations
 
+import re
+
 import torch
 
 
@@ -12,6 +14,10 @@ def pick_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    if not isinstance(name, str) or not re.fullmatch(r"cpu|mps|cuda(:\d{1,3})?", name):
+        # torch.device() accepts 'meta', 'xpu', ... (no real computation, or an accelerator we
+        # never test) and raises a RuntimeError for nonsense: refuse both in one line
+        raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, not {name!r}")
     dev = torch.device(name)
     if dev.type == "cuda" and (not torch.cuda.is_available()
                                or (dev.index or 0) >= torch.cuda.device_count()):

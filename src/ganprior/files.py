@@ -1,6 +1,8 @@
 """Atomic file writes: a killed job never leaves half a file behind."""
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -31,3 +33,21 @@ def _umask() -> int:
 
 def atomic_write_text(path, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json(path, obj, **kwargs) -> Path:
+    """Atomic JSON file that other tools can parse: NaN / Infinity are refused (ValueError),
+    not written as the non-standard tokens json.dumps emits by default."""
+    return atomic_write_text(path, json.dumps(obj, allow_nan=False, **kwargs) + "\n")
+
+
+def json_safe(value):
+    """Non-finite floats -> None (JSON has no NaN/Infinity: a diverged loss or the PSNR of
+    identical images is written as null), recursively through dicts and lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

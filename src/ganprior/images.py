@@ -1,24 +1,44 @@
 """Image conversion and files: tensors in [-1, 1] <-> uint8 pictures, PNG writing, grids."""
 from __future__ import annotations
 
+import io
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
-from .errors import ImageError
+from .errors import GanpriorError, ImageError
 from .files import atomic_write
+from .limits import check_regular_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+FORMATS = ["PNG", "JPEG", "BMP", "WEBP", "TIFF"]  # JPEG also opens multi-picture (MPO) files
 MAX_PIXELS = 64_000_000  # refuse decompression bombs well before they exhaust memory
+MIN_SIDE = 8             # smaller inputs carry no usable picture (and would be upscaled 8x+)
+MAX_ASPECT = 4.0         # when centre-cropping to a square, keep at least a quarter
+BACKGROUND = (255, 255, 255)  # transparent pixels are shown on white, as photo viewers do
+logger = logging.getLogger("ganprior.images")
+
+
+def quantize_8bit(img: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] in [-1, 1] -> uint8 tensor of the same shape, quantised exactly like NVIDIA's
+    generate.py and metrics (x * 127.5 + 128, clamped to 0..255, truncated): the one place the
+    8-bit convention lives (PNGs, FID/KID inputs, C2ST's "as saved" images)."""
+    return (img.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def as_saved_image(img: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] in [-1, 1] -> the same after a round trip through an 8-bit PNG (float)."""
+    return quantize_8bit(img).float() / 127.5 - 1
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[N, C, H, W] in [-1, 1] -> [N, H, W, C] uint8, quantised exactly like NVIDIA's generate.py
-    (x * 127.5 + 128, clamped, truncated), so the same seed gives the same PNG."""
-    x = (img.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+    """[N, C, H, W] in [-1, 1] -> [N, H, W, C] uint8 numpy, as `quantize_8bit`, so the same
+    seed gives the same PNG as NVIDIA's generate.py."""
+    return quantize_8bit(img).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def save_image(arr: np.ndarray, path) -> Path:
@@ -40,35 +60,162 @@ def grid(images: np.ndarray, cols: int | None = None, pad: int = 2, fill: int = 
     return out
 
 
-def load_image(path, resolution: int | None = None, channels: int = 3,
-               name: str | None = None) -> torch.Tensor:
-    """Read an image (a path, or a binary file object such as a zip member) as [1, C, H, W]
-    in [-1, 1], optionally centre-cropped and resized.
+def _notice(message: str):
+    """Printed on stderr (logging's last-resort handler needs no set-up), never an error."""
+    logger.warning("note: %s", message)
 
-    Gray, RGBA, palette and 16-bit images are converted; unreadable files and images above
-    MAX_PIXELS are refused with an ImageError naming `name` (default: the path).
-    """
+
+def _open(path):
+    """Image.open limited to the formats we accept: other PIL plugins (EPS runs Ghostscript,
+    PSD, ...) are never reached, whatever the file is called."""
+    with warnings.catch_warnings():  # our own pixel limit speaks first, in one line
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        Image.init()  # WebP and TIFF are not among the plugins PIL preloads
+        return Image.open(path, formats=FORMATS)
+
+
+def _check_size(im, label: str, resolution):
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{label}: {w}x{h} is larger than the {MAX_PIXELS // 1_000_000} MP limit")
+    if min(w, h) < MIN_SIDE:
+        raise ImageError(f"{label}: {w}x{h} is too small (at least {MIN_SIDE} px on each side)")
+    if resolution is not None and max(w, h) > MAX_ASPECT * min(w, h):
+        raise ImageError(f"{label}: {w}x{h} has an aspect ratio above {MAX_ASPECT:g}:1; the "
+                         "centre square would drop most of it (crop it first)")
+
+
+def _to_srgb(im, label: str):
+    """8-bit images with an embedded ICC profile are converted to sRGB (what the models were
+    trained on); other images are taken to be sRGB already."""
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode not in ("RGB", "RGBA", "L", "LA", "CMYK", "P", "PA"):
+        return im
+    from PIL import ImageCms
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ValueError, TypeError) as e:
+        raise ImageError(f"{label}: its embedded ICC colour profile is unreadable ({e})")
+    alpha = im.getchannel("A") if "A" in im.getbands() else None
+    if im.mode == "P" and "transparency" in im.info:
+        alpha = im.convert("RGBA").getchannel("A")
+    colour = {"L": "L", "LA": "L", "CMYK": "CMYK"}.get(im.mode, "RGB")
+    base = im.convert(colour)
+    try:
+        out = ImageCms.profileToProfile(base, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except (OSError, ValueError, TypeError, ImageCms.PyCMSError) as e:
+        raise ImageError(f"{label}: cannot apply its ICC colour profile ({e})")
+    if alpha is not None:
+        out.putalpha(alpha)
+    return out
+
+
+def _to_unit(im, label: str) -> list:
+    """The image as a list of PIL 'F' planes (R, G, B or L) with values in [0, 1]:
+    8-bit / 255, 16-bit / 65535 (the type's range, not the image's maximum), float as stored
+    (must lie in [0, 1]); alpha composited onto BACKGROUND."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(im, dtype=np.float32)
+        if im.mode == "I" and (a.min() < 0 or a.max() > 65535):
+            raise ImageError(f"{label}: 32-bit integer pixels outside 0..65535 are not supported")
+        return [Image.fromarray(a / 65535)]
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float32)
+        if not np.isfinite(a).all():
+            raise ImageError(f"{label}: {int((~np.isfinite(a)).sum())} pixels are NaN or infinite")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise ImageError(f"{label}: float pixels must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]")
+        return [Image.fromarray(np.clip(a, 0, 1))]
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        im.mode == "P" and "transparency" in im.info) or (
+        im.mode in ("L", "RGB") and "transparency" in im.info)
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        flat = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        im = Image.alpha_composite(flat, rgba).convert("RGB")
+    elif im.mode not in ("L", "RGB"):
+        im = im.convert("L" if im.mode in ("1",) else "RGB")
+    return [Image.fromarray(np.asarray(band, dtype=np.float32) / 255) for band in im.split()]
+
+
+def _centre_square(im, resolution, label: str, quiet: bool):
+    """Centre-crop to a square (before the float conversion: less memory) with a notice when
+    the image is then resized."""
+    w, h = im.size
+    if (w, h) == (resolution, resolution):
+        return im
+    side = min(w, h)
+    if not quiet:
+        crop = f"centre-cropped to {side}x{side}, " if w != h else ""
+        scale = "upscaled" if side < resolution else "downscaled"
+        _notice(f"{label}: {w}x{h} {crop}{scale} to {resolution}x{resolution}")
+    left, top = (w - side) // 2, (h - side) // 2
+    return im.crop((left, top, left + side, top + side))
+
+
+def _refuse_irregular(path):
+    """A path must name a regular file: reading a FIFO or a device could block forever."""
     if isinstance(path, (str, Path)):
-        path = Path(path)
+        try:
+            check_regular_file(Path(path))
+        except GanpriorError as e:
+            raise ImageError(str(e))
+
+
+def check_image(path, name: str | None = None, resolution: int | None = None):
+    """Fast check without decoding the pixels: a readable header of an accepted format, a size
+    within the limits, and (PNG) intact chunk checksums. Raises ImageError like load_image."""
+    _refuse_irregular(path)
     label = name or str(path)
     try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise ImageError(f"{label}: {im.width}x{im.height} is larger than the "
-                                 f"{MAX_PIXELS // 1_000_000} MP limit")
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                a = np.asarray(im, dtype=np.float64)
-                im = Image.fromarray((a / max(a.max(), 1) * 255).astype(np.uint8))
-            im = im.convert("RGB" if channels == 3 else "L")
+        with _open(path) as im:
+            _check_size(im, label, resolution)
+            im.verify()
     except ImageError:
         raise
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(f"{label}: cannot read image ({e})")
-    if resolution is not None:
-        side = min(im.size)
-        left, top = (im.width - side) // 2, (im.height - side) // 2
-        im = im.crop((left, top, left + side, top + side))
-        im = im.resize((resolution, resolution), Image.LANCZOS)
-    a = np.asarray(im, dtype=np.float32).reshape(im.height, im.width, -1)
-    return torch.from_numpy(a).permute(2, 0, 1)[None] / 127.5 - 1
+    except Exception as e:  # as in load_image: PIL's plugins raise many types
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ImageError(f"{label}: cannot read image ({msg})")
+
+
+def load_image(path, resolution: int | None = None, channels: int = 3,
+               name: str | None = None, quiet: bool = False) -> torch.Tensor:
+    """Read an image (a path, or a binary file object such as a zip member) as [1, C, H, W]
+    in [-1, 1], optionally centre-cropped and resized (with a notice unless `quiet`).
+
+    Decoding rules (docs/inputs.md): EXIF orientation applied; ICC profiles converted to sRGB;
+    alpha composited onto white; 16-bit scaled by 65535, float images taken as [0, 1] (NaN
+    refused); palette / gray / CMYK converted. Refused with an ImageError naming `name`
+    (default: the path): non-regular files (FIFOs, devices), non-images and truncated files,
+    formats other than PNG/JPEG/BMP/WebP/TIFF, images above MAX_PIXELS or below MIN_SIDE px,
+    and (when resizing) aspect ratios above MAX_ASPECT.
+    """
+    _refuse_irregular(path)
+    label = name or str(path)
+    try:
+        with _open(path) as im:
+            _check_size(im, label, resolution)
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            im = _to_srgb(im, label)
+            if resolution is not None:
+                im = _centre_square(im, resolution, label, quiet)
+            planes = _to_unit(im, label)
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError(f"{label}: not enough memory to decode the image")
+    except Exception as e:  # PIL's plugins raise many types on hostile files (SyntaxError, ...)
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ImageError(f"{label}: cannot read image ({msg})")
+    if resolution is not None and planes[0].size != (resolution, resolution):
+        planes = [p.resize((resolution, resolution), Image.LANCZOS) for p in planes]
+    if channels == 1 and len(planes) == 3:  # ITU-R 601 luma, as PIL's convert("L")
+        r, g, b = (np.asarray(p) for p in planes)
+        a = (0.299 * r + 0.587 * g + 0.114 * b)[None]
+    else:
+        a = np.stack([np.asarray(p) for p in planes] * (3 if channels == 3 and len(planes) == 1
+                                                        else 1))
+    x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
+    return x.clamp(0, 1) * 2 - 1

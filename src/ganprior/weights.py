@@ -16,6 +16,7 @@ import torch
 
 from .errors import GanpriorError
 from .files import atomic_write
+from .limits import check_regular_file
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,10 @@ class WeightFile:
     name: str
     filename: str
     url: str
-    sha256_prefix: str  # torchvision names files by the first hex digits of their SHA-256
+    # SHA-256 of the file as published (all of it or a prefix), hex; "" = no hash is known.
+    # torchvision names its files by the first 8 hex digits of their SHA-256 (the same check
+    # torch.hub's check_hash does); for the others no official hash is published.
+    sha256_prefix: str
     purpose: str
 
 
@@ -62,13 +66,23 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+UNVERIFIED = "unverified (no known hash)"
+
+
 def verify(name: str) -> str:
-    """'ok', 'missing', or a description of the mismatch."""
+    """'ok' (the SHA-256 matches the published one), 'missing', UNVERIFIED (installed, but no
+    published hash to check it against: never reported as ok), or what is wrong."""
     p = find(name)
     if p is None:
         return "missing"
+    try:
+        check_regular_file(p)
+    except GanpriorError as e:
+        return str(e)
     want = REGISTRY[name].sha256_prefix
-    if want and not sha256(p).startswith(want):
+    if not want:
+        return UNVERIFIED
+    if not sha256(p).startswith(want):
         return f"hash mismatch (expected sha256 {want}...)"
     return "ok"
 
@@ -84,7 +98,7 @@ def download(name: str, timeout: float = 30) -> Path:
                             f"{w.filename} into {cache_dir()} by hand")
     atomic_write(dest, lambda tmp: Path(tmp).write_bytes(data))
     status = verify(name)
-    if status != "ok":
+    if status not in ("ok", UNVERIFIED):  # without a known hash the file is kept, unverified
         dest.unlink()
         raise GanpriorError(f"downloaded {name} but {status}; file removed")
     return dest
@@ -92,7 +106,21 @@ def download(name: str, timeout: float = 30) -> Path:
 
 def load_state(name: str) -> dict | None:
     """The state dict of a weight file, or None when it is not installed."""
+    from .checkpoints.rosinality import check_torch_file
     p = find(name)
     if p is None:
         return None
-    return torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        check_torch_file(p)
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt files make torch raise many types; all mean "unreadable"
+        text = str(e).strip()
+        # torch's weights_only failures start with paragraphs of advice; the reason is at the end
+        text = text.split("WeightsUnpickler error:")[-1].strip() or type(e).__name__
+        msg = text.splitlines()[0]
+        raise GanpriorError(f"{p}: corrupt {name} weights ({msg}); delete the file or "
+                            f"`ganprior weights download {name}`")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise GanpriorError(f"{p}: not a state dict of {name} weights; delete the file or "
+                            f"`ganprior weights download {name}`")
+    return state

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, GanpriorError
+from ..limits import check_regular_file
 from ..nets.base import GeneratorBase
 from .native import load_native, native_paths, save_native, to_device
 from .nvlabs import load_nvlabs_pickle
@@ -32,6 +33,10 @@ def detect_format(path) -> str:
     if not p.exists():
         raise CheckpointError(f"{p}: no such file (and not a zoo model: "
                               f"{', '.join(zoo_entries())})")
+    try:
+        check_regular_file(p)  # open() on a FIFO would block forever
+    except GanpriorError as e:
+        raise CheckpointError(str(e))
     with open(p, "rb") as f:
         head = f.read(16)
     if head.startswith(b"PK\x03\x04") or head.startswith(_TORCH_LEGACY_MAGIC):

@@ -1,11 +1,15 @@
-"""Native format: `NAME.safetensors` (weights, `G.` / `D.` prefixes) + `NAME.json` (config).
+"""Native format: `NAME.safetensors` (weights, prefixed `KEY.` per network) + `NAME.json`.
 
 The JSON holds everything needed to rebuild the networks and where they came from:
 
     {"format": "ganprior", "version": 1,
-     "G": {"arch": "stylegan2", "kwargs": {...constructor kwargs...}},
-     "D": {"arch": "stylegan2", "kwargs": {...}},          # optional
+     "G": {"arch": "stylegan2", "role": "G", "kwargs": {...constructor config...}},
+     "D": {"arch": "stylegan2", "role": "D", "kwargs": {...}},      # optional
+     "E": {"arch": "padinv", "role": "E", "kwargs": {...}},         # optional, any more keys
      "provenance": {...free-form: source, training command, license...}}
+
+Each network is rebuilt with nets.registry.build, which refuses unknown options and
+oversized configs before allocating anything. Files without "role" (older ones) use the key.
 """
 from __future__ import annotations
 
@@ -16,18 +20,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, GanpriorError
 from ..files import atomic_write, atomic_write_text
-from ..nets.dcgan import DCGANGenerator
-from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from ..limits import check_regular_file
+from ..nets.registry import build
 from .state import load_state_strict
 
-ARCHS = {
-    ("G", "stylegan2"): StyleGAN2Generator,
-    ("G", "dcgan"): DCGANGenerator,
-    ("D", "stylegan2"): StyleGAN2Discriminator,
-}
-_ARCH_OF = {cls: arch for (_, arch), cls in ARCHS.items()}
+MAX_CONFIG_BYTES = 1 << 20  # a real config is a few KB
+_NOT_NETWORKS = {"format", "version", "provenance"}
 
 
 def native_paths(path) -> tuple[Path, Path]:
@@ -43,13 +43,17 @@ def native_paths(path) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
-def save_native(path, G, D=None, provenance: dict | None = None) -> tuple[Path, Path]:
+def save_native(path, G, D=None, provenance: dict | None = None,
+                more: dict | None = None) -> tuple[Path, Path]:
+    """Write G (and D, and the networks in `more`, {key: network}, e.g. encoders)."""
     weights, config = native_paths(path)
     tensors, cfg = {}, {"format": "ganprior", "version": 1}
-    for key, net in (("G", G), ("D", D)):
+    for key, net in {"G": G, "D": D, **(more or {})}.items():
         if net is None:
             continue
-        cfg[key] = {"arch": _ARCH_OF[type(net)], "kwargs": net.config}
+        if key in _NOT_NETWORKS or "." in key:
+            raise ValueError(f"{key!r} cannot name a network in a native checkpoint")
+        cfg[key] = {"arch": net.arch, "role": net.role, "kwargs": net.config}
         for name, t in net.state_dict().items():
             tensors[f"{key}.{name}"] = t.detach().cpu().contiguous()
     cfg["provenance"] = provenance or {}
@@ -65,6 +69,12 @@ def load_native(path) -> dict:
     if not weights.exists():
         raise CheckpointError(f"{config}: its weights {weights.name} are missing")
     try:
+        check_regular_file(config)  # a FIFO would block the read forever
+    except GanpriorError as e:
+        raise CheckpointError(str(e))
+    if config.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{config}: {config.stat().st_size:,} bytes is too large for a config")
+    try:
         cfg = json.loads(config.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{config}: not valid JSON ({e})")
@@ -75,17 +85,17 @@ def load_native(path) -> dict:
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({e})")
     out = {"meta": {"source": "native", "provenance": cfg.get("provenance", {})}}
-    for key in ("G", "D"):
-        if key not in cfg:
+    for key, entry in cfg.items():
+        if key in _NOT_NETWORKS:
             continue
-        entry = cfg[key]
-        cls = ARCHS.get((key, entry.get("arch") if isinstance(entry, dict) else None))
-        if cls is None:
-            raise CheckpointError(f"{config}: unknown {key} architecture {entry!r}")
+        if not isinstance(entry, dict) or not isinstance(entry.get("arch"), str):
+            raise CheckpointError(f"{config}: {key} is not a network entry "
+                                  f"(needs 'arch' and 'kwargs')")
         try:
-            net = cls(**entry.get("kwargs", {}))
-        except (TypeError, ValueError, AssertionError) as e:
-            raise CheckpointError(f"{config}: bad {key} options ({e})")
+            net = build(entry["arch"], entry.get("kwargs", {}), role=entry.get("role", key),
+                        what=f"{config}:{key}")
+        except ValueError as e:
+            raise CheckpointError(str(e))
         prefix = key + "."
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         load_state_strict(net, state, f"{weights}:{key}")

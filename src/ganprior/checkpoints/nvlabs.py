@@ -14,14 +14,16 @@ import collections
 import inspect
 import io
 import pickle
+import struct
 import sys
 from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, GanpriorError
+from ..limits import check_regular_file, check_tree
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
-from .state import load_state_strict
+from .state import build_bounded, load_state_strict
 
 
 class PersistentObject:
@@ -79,7 +81,10 @@ def _add_numpy_globals(allowed):
 _add_numpy_globals(_ALLOWED)
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+class _RestrictedUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler: its memo is a dict, while the C one grows an array to the
+    largest memo index a file names (a 5-byte LONG_BINPUT can ask for gigabytes)."""
+
     def find_class(self, module, name):
         fn = _ALLOWED.get((module, name))
         if fn is None:
@@ -93,23 +98,42 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def read_pickle(path) -> dict:
+    check_regular_file(path)
     try:
         with open(path, "rb") as f:
             data = _RestrictedUnpickler(f).load()
     except CheckpointError:
         raise
+    except GanpriorError as e:
+        raise CheckpointError(str(e))
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, RuntimeError, MemoryError) as e:
-        raise CheckpointError(f"{path}: not a readable NVIDIA pickle ({type(e).__name__}: {e})")
+            IndexError, KeyError, RuntimeError, MemoryError, OverflowError, struct.error) as e:
+        msg = str(e).splitlines()[0][:200] if str(e) else ""
+        raise CheckpointError(f"{path}: not a readable NVIDIA pickle ({type(e).__name__}: {msg})")
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: pickle holds a {type(data).__name__}, not a dict of networks")
+    try:  # shared or cyclic containers would make every later walk exponential or endless
+        check_tree(data, str(path))
+    except GanpriorError as e:
+        raise CheckpointError(str(e))
     return data
+
+
+def _field(obj: PersistentObject, key: str, kinds=(dict,)):
+    """obj.state[key] (empty when absent), refused when a hostile file put another type there."""
+    value = obj.state.get(key)
+    if value is None:
+        return kinds[0]()
+    if not isinstance(value, kinds):
+        raise CheckpointError(f"malformed network record: {key} of a {obj.class_name} is a "
+                              f"{type(value).__name__}, not a {kinds[0].__name__}")
+    return value
 
 
 def _flatten_state(obj: PersistentObject, prefix: str = "") -> dict[str, torch.Tensor]:
     out = {}
     for group in ("_parameters", "_buffers"):
-        for name, t in (obj.state.get(group) or {}).items():
+        for name, t in _field(obj, group).items():
             if t is not None:
                 if not isinstance(t, torch.Tensor):
                     raise CheckpointError(f"{prefix}{name} is not a tensor")
@@ -139,7 +163,7 @@ _CLASSES = {
 
 
 def _children(obj: PersistentObject) -> dict:
-    return obj.state.get("_modules") or {}
+    return _field(obj, "_modules")
 
 
 def _is_stylegan3(obj: PersistentObject) -> bool:
@@ -156,15 +180,12 @@ def build_network(obj: PersistentObject, what: str) -> torch.nn.Module:
     if cls is StyleGAN2Generator and _is_stylegan3(obj):
         raise CheckpointError(f"{what} is a StyleGAN3 (alias-free) network; only StyleGAN2 "
                               "networks are supported")
-    kwargs = _plain(dict(obj.state.get("_init_kwargs") or {}))
-    args = list(obj.state.get("_init_args") or ())
+    kwargs = _plain(dict(_field(obj, "_init_kwargs")))
+    args = list(_field(obj, "_init_args", (tuple, list)))
     if args:  # bind positional constructor arguments by name
         names = [p for p in inspect.signature(cls).parameters if p not in ("self",)]
         kwargs.update(zip(names, args))
-    try:
-        net = cls(**kwargs)
-    except (TypeError, ValueError, AssertionError) as e:
-        raise CheckpointError(f"{what}: unsupported network options {kwargs} ({e})")
+    net = build_bounded(cls, kwargs, what)
     load_state_strict(net, _flatten_state(obj), what)
     return net.eval().requires_grad_(False)
 
@@ -175,7 +196,7 @@ def load_nvlabs_pickle(path) -> dict[str, torch.nn.Module]:
     g_key = "G_ema" if "G_ema" in data else "G" if "G" in data else None
     if g_key is None:
         raise CheckpointError(f"{path}: no 'G_ema' or 'G' network in the pickle "
-                              f"(keys: {', '.join(map(str, data))})")
+                              f"(keys: {', '.join(map(str, list(data)[:8]))})")
     out = {}
     for key, name in ((g_key, "G"), ("D", "D")):
         obj = data.get(key)

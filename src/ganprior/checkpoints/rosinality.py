@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import zipfile
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, GanpriorError
+from ..limits import check_regular_file, check_zip_members
 from ..nets.stylegan2 import StyleGAN2Generator
-from .state import load_state_strict
+from .state import build_bounded, load_state_strict
 
 
 def _layer_pairs(log2_res: int):
@@ -54,6 +56,9 @@ def _infer_config(sd: dict, args) -> dict:
     channel_max = max(channels.values())
     # rosinality: 512 up to 32 px, then 256*m, 128*m, ... i.e. NVIDIA's channel_base = 16384*m
     multiplier = getattr(args, "channel_multiplier", None) or (channels[64] / 256 if 64 in channels else 2)
+    if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) \
+            or not 0 < multiplier <= 64:
+        raise CheckpointError(f"channel_multiplier {multiplier!r} is not a number in (0, 64]")
     channel_base = int(16384 * multiplier)
     expect = {r: min(channel_base // r, channel_max) for r in channels}
     if expect != channels:
@@ -168,9 +173,24 @@ def nvidia_to_rosinality(G: StyleGAN2Generator) -> dict:
             "args": args}
 
 
+def check_torch_file(path):
+    """Before torch.load: a regular file, and when it is a zip (torch.save's format), members
+    whose declared sizes and compression ratios are bounded (zip bombs)."""
+    try:
+        check_regular_file(path)
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                check_zip_members(zf, str(path))
+    except GanpriorError as e:
+        raise CheckpointError(str(e))
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot read torch checkpoint: {e}")
+
+
 def load_torch_file(path):
     """torch.load restricted to tensors and containers; argparse.Namespace (rosinality's `args`)
     is the one extra class allowed, since it is a plain attribute bag."""
+    check_torch_file(path)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -188,12 +208,19 @@ def load_rosinality(path, data: dict) -> dict:
     args = data.get("args")
     if isinstance(args, dict):
         args = argparse.Namespace(**args)
+    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path}: 'g_ema' holds something other than tensors")
+    if data.get("latent_avg") is not None and not isinstance(data["latent_avg"], torch.Tensor):
+        raise CheckpointError(f"{path}: 'latent_avg' is not a tensor")
     try:
         cfg = _infer_config(sd, args)
+        G = build_bounded(StyleGAN2Generator, cfg, str(path))  # sizes come from the file
         state = rosinality_to_nvidia(sd, data.get("latent_avg"), int(math.log2(cfg["img_resolution"])))
     except KeyError as e:
         raise CheckpointError(f"{path}: incomplete rosinality checkpoint (missing {e})")
-    G = StyleGAN2Generator(**cfg)
+    except (IndexError, TypeError, ValueError, RuntimeError, ZeroDivisionError) as e:
+        raise CheckpointError(f"{path}: malformed rosinality checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})")
     # FIR filters: ours are rebuilt from the config (rosinality's kernel buffers are not read).
     state.update({k: v for k, v in G.state_dict().items() if k.endswith("resample_filter")})
     load_state_strict(G, state, str(path))

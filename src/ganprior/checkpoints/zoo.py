@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from ..errors import CheckpointError
-from ..nets.dcgan import DCGANGenerator
+from ..nets.registry import build
 from .native import load_native
 from .state import load_state_strict
 
@@ -58,7 +58,7 @@ def load_dcgan_digiface() -> dict:
     path = dcgan_digiface_path()
     # A zip-format torch file; weights_only keeps it from running code.
     data = torch.load(path, map_location="cpu", weights_only=True)
-    G = DCGANGenerator(z_dim=100, ngf=64, img_resolution=64, img_channels=3)
+    G = build("dcgan", dict(z_dim=100, ngf=64, img_resolution=64, img_channels=3))
     load_state_strict(G, data["netG_state_dict"], str(path))
     meta = {"source": "zoo", "provenance": {
         "name": "dcgan-digiface64", "package": "gan-face-generate==1.1.1", "license": "MIT",

@@ -16,7 +16,11 @@ import torch
 
 from ..errors import GanpriorError
 from ..images import IMAGE_SUFFIXES as SUFFIXES
-from ..images import load_image
+from ..images import check_image, load_image
+from ..limits import check_regular_file, check_zip_members
+
+MAX_MEMBER = 256 << 20   # one image (or dataset.json) in a zip, uncompressed
+MAX_DATASET = 1 << 40    # all of a zip: FFHQ at 1024 px is ~90 GB
 
 
 class DatasetError(GanpriorError):
@@ -32,10 +36,16 @@ class ImageDataset(torch.utils.data.Dataset):
                                 if p.suffix.lower() in SUFFIXES)
         elif self.path.suffix.lower() == ".zip" and self.path.exists():
             try:
+                check_regular_file(self.path)
                 with zipfile.ZipFile(self.path) as z:
+                    # declared sizes, before any member is inflated (zip bombs)
+                    check_zip_members(z, str(self.path), max_member=MAX_MEMBER,
+                                      max_total=MAX_DATASET)
                     self.names = sorted(n for n in z.namelist() if Path(n).suffix.lower() in SUFFIXES)
-            except zipfile.BadZipFile as e:
+            except (zipfile.BadZipFile, OSError, ValueError) as e:
                 raise DatasetError(f"{self.path}: not a readable zip ({e})")
+            except GanpriorError as e:
+                raise DatasetError(str(e))
         else:
             raise DatasetError(f"{self.path}: not a folder or .zip of images")
         if not self.names:
@@ -47,15 +57,20 @@ class ImageDataset(torch.utils.data.Dataset):
 
     # --- files ---------------------------------------------------------------------------------
     def _open(self, name: str):
-        if self.path.is_dir():
-            return open(self.path / name, "rb")
+        if self.path.is_dir():  # a FIFO named x.png would block open() forever
+            return open(check_regular_file(self.path / name, f"{self.path}:{name}"), "rb")
         if self._zip is None:  # opened lazily, once per worker process
             self._zip = zipfile.ZipFile(self.path)
         return io.BytesIO(self._zip.read(name))
 
     def _read_labels(self, labels):
         if labels is not None:
-            text, where = Path(labels).read_text(), str(labels)
+            try:
+                if check_regular_file(labels).stat().st_size > MAX_MEMBER:
+                    raise DatasetError(f"{labels}: a labels file above {MAX_MEMBER >> 20} MiB")
+                text, where = Path(labels).read_text(), str(labels)
+            except GanpriorError as e:
+                raise DatasetError(str(e))
         elif self.path.is_dir() and (self.path / "dataset.json").exists():
             text, where = (self.path / "dataset.json").read_text(), str(self.path / "dataset.json")
         elif not self.path.is_dir():
@@ -67,13 +82,16 @@ class ImageDataset(torch.utils.data.Dataset):
             return None
         try:
             data = json.loads(text)
-        except ValueError as e:
-            raise DatasetError(f"{where}: not valid JSON ({e})")
+        except (ValueError, RecursionError) as e:
+            raise DatasetError(f"{where}: not valid JSON ({type(e).__name__}: {e})")
         raw = data.get("labels") if isinstance(data, dict) else None
         self._labels_source = where
         return raw
 
     def _set_labels(self, raw):
+        if not isinstance(raw, list) or not all(isinstance(p, list) and len(p) == 2 for p in raw):
+            raise DatasetError(f"{self._labels_source}: 'labels' must be a list of "
+                               "[file name, class] pairs or null")
         table = dict((str(k), v) for k, v in raw)
         missing = [n for n in self.names if n not in table]
         if missing:
@@ -95,7 +113,8 @@ class ImageDataset(torch.utils.data.Dataset):
         """Image i as stored (no x-flip), [C, H, W] in [-1, 1] at the dataset's resolution."""
         name = self.names[i]
         with self._open(name) as f:
-            return load_image(f, self.resolution, name=f"{self.path}:{name}")[0]
+            # quiet: training reads every image many times; `data info` reports sizes once
+            return load_image(f, self.resolution, name=f"{self.path}:{name}", quiet=True)[0]
 
     def __getitem__(self, i):
         img = self.image(i)
@@ -105,6 +124,18 @@ class ImageDataset(torch.utils.data.Dataset):
         if self.labels is not None:
             c[self.labels[i]] = 1
         return img, c
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(name, reason) for every image that cannot be used, from a fast header check of
+        all of them (no decoding): one bad file is named, not found mid-training."""
+        bad = []
+        for name in self.names:
+            try:
+                with self._open(name) as f:
+                    check_image(f, name=name, resolution=self.resolution)
+            except (GanpriorError, OSError) as e:
+                bad.append((name, str(e).removeprefix(f"{name}: ")))
+        return bad
 
     def first_image_size(self) -> tuple[int, int]:
         """(width, height) of the first image as stored (the datasets' native size)."""

@@ -36,6 +36,6 @@ def sample_dataset(G, n: int, out, batch: int = 64, truncation_psi: float = 1.0,
             bar.close()
             z.writestr("dataset.json", json.dumps({"labels": None, "source": {
                 "generator": getattr(G, "arch", "?"), "seeds": [seed_start, seed_start + n - 1],
-                "truncation_psi": truncation_psi}}))
+                "truncation_psi": truncation_psi}}, allow_nan=False))
 
     return atomic_write(out, write)

@@ -1,15 +1,16 @@
 """Inversion methods: what is optimised and how it becomes an image.
 
 A method is a small object with
-    init(G, targets, rng) -> dict of leaf tensors to optimise (first dim: one per target image)
+    init(G, targets, rngs) -> dict of leaf tensors to optimise (first dim: one per target image);
+                          `rngs` holds one torch.Generator per image, and image i draws its
+                          random values from rngs[i] alone, so a batch gives the same start
+                          as one image at a time
     render(G, p)     -> images [n, C, H, W] in [-1, 1]
     penalty(G, p)    -> extra loss per image [n] (0 when the method has none)
-and talks to the generator only through the interface in `nets/base.py` (PadInv, which
-rewires StyleGAN2's padding, is the one method tied to an architecture).
+and talks to the generator only through the interface in `nets/base.py` (PadInv's padding
+maps and NVIDIA-projector noise maps go in through `G.synthesize(..., paddings=, noise=)`).
 """
 from __future__ import annotations
-
-import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,18 @@ def _needs_w(G: GeneratorBase, method: str):
 
 
 def _w_avg(G: GeneratorBase) -> torch.Tensor:
-    return G.mapping.w_avg.detach().clone()
+    return G.w_avg.detach().clone()
+
+
+def _like(G) -> dict:
+    """Device and dtype of G's weights (float64 models give float64 parameters)."""
+    w = next(G.parameters())
+    return {"device": w.device, "dtype": w.dtype}
+
+
+def randn_per_image(rngs: list[torch.Generator], *shape: int, like: dict) -> torch.Tensor:
+    """[len(rngs), *shape] normal samples, row i drawn from rngs[i] only."""
+    return torch.stack([torch.randn(*shape, generator=r) for r in rngs]).to(**like)
 
 
 class Method:
@@ -45,9 +57,8 @@ class LatentZ(Method):
     """(a) one z per image, optimised through the mapping network (if any)."""
     name = "z"
 
-    def init(self, G, targets, rng):
-        n = targets.shape[0]
-        return {"z": torch.randn(n, G.z_dim, generator=rng).to(G.device)}
+    def init(self, G, targets, rngs):
+        return {"z": randn_per_image(rngs, G.z_dim, like=_like(G))}
 
     def render(self, G, p):
         return G.synthesize(G.z_to_w(p["z"]))
@@ -70,37 +81,22 @@ class LatentW(Method):
         self.name = "w+" if plus else "w"
         self.w_noise = 0.0
 
-    def init(self, G, targets, rng):
+    def init(self, G, targets, rngs):
         n = targets.shape[0]
         _needs_w(G, self.name)
         k = G.num_ws if self.plus else 1
         p = {"w": _w_avg(G).reshape(1, 1, -1).repeat(n, k, 1)}
         if self.noise_maps:
-            with torch.no_grad():  # spread of W, for the noise added to w (as NVIDIA's projector)
-                z = torch.randn(2000, G.z_dim, generator=rng).to(G.device)
-                self.w_std = (G.z_to_w(z)[:, 0] - _w_avg(G)).square().sum(1).mean().sqrt().item()
-            for name, layer in self._noisy_layers(G):
-                r = layer.resolution
-                p[f"noise.{name}"] = torch.randn(n, 1, r, r, generator=rng).to(G.device)
+            # the spread of W (for the noise added to w) is the model's, not an image's: drawn
+            # with a fixed seed (NVIDIA's projector uses 123 too) so no image's start moves it
+            with torch.no_grad():
+                z = torch.randn(2000, G.z_dim, generator=torch.Generator().manual_seed(123))
+                w = G.z_to_w(z.to(**_like(G)))[:, 0]
+                self.w_std = (w - _w_avg(G)).square().sum(1).mean().sqrt().item()
+            self.rngs = rngs  # the per-step noise on w is drawn per image too
+            for name, r in G.noise_layers().items():
+                p[f"noise.{name}"] = randn_per_image(rngs, 1, r, r, like=_like(G))
         return p
-
-    @staticmethod
-    def _noisy_layers(G):
-        return [(n, m) for n, m in G.synthesis.named_modules()
-                if hasattr(m, "noise_const") and getattr(m, "use_noise", False)]
-
-    @contextlib.contextmanager
-    def _noise_from(self, G, p):
-        """Run synthesis with the optimised maps in place of the stored constant noise."""
-        layers = self._noisy_layers(G) if self.noise_maps else []
-        saved = [m._buffers["noise_const"] for _, m in layers]
-        for name, m in layers:
-            m._buffers["noise_const"] = p[f"noise.{name}"]
-        try:
-            yield
-        finally:
-            for (_, m), buf in zip(layers, saved):
-                m._buffers["noise_const"] = buf
 
     def on_step(self, step, steps):
         if self.noise_maps:
@@ -110,9 +106,9 @@ class LatentW(Method):
     def render(self, G, p):
         w = p["w"]
         if self.noise_maps and self.w_noise > 0 and torch.is_grad_enabled():
-            w = w + torch.randn_like(w) * self.w_noise
-        with self._noise_from(G, p):
-            return G.synthesize(w.expand(-1, G.num_ws, -1), noise_mode="const")
+            w = w + randn_per_image(self.rngs, *w.shape[1:], like={"device": w.device, "dtype": w.dtype}) * self.w_noise
+        noise = ({k: p[f"noise.{k}"] for k in G.noise_layers()} if self.noise_maps else None)
+        return G.synthesize(w.expand(-1, G.num_ws, -1), noise_mode="const", noise=noise)
 
     def penalty(self, G, p):
         if not self.noise_maps:
@@ -159,15 +155,15 @@ class MultiCode(Method):
         G.check_layer(self.layer)
         return self.layer
 
-    def init(self, G, targets, rng):
+    def init(self, G, targets, rngs):
         n = targets.shape[0]
         layer = self.split_layer(G)
-        z = torch.randn(n * self.n_codes, G.z_dim, generator=rng).to(G.device)
+        z = randn_per_image(rngs, self.n_codes, G.z_dim, like=_like(G))
         with torch.no_grad():
-            codes = G.z_to_w(z)
+            codes = G.z_to_w(z.flatten(0, 1))
         p = {"codes": codes.reshape(n, self.n_codes, *codes.shape[1:]).clone(),
              "alpha": torch.full((n, self.n_codes, G.feature_channels(layer)), 1.0 / self.n_codes,
-                                 device=G.device)}
+                                 **_like(G))}
         if "w" in G.latent_spaces:
             p["ws_tail"] = _w_avg(G).reshape(1, 1, -1).repeat(n, G.num_ws, 1)
         return p
@@ -191,49 +187,26 @@ class PaddingSpace(Method):
     def __init__(self, resolutions: int = 4):
         self.k = resolutions
 
-    def padded_layers(self, G):
-        if G.arch != "stylegan2":
+    def padded_layers(self, G) -> dict[int, int]:
+        """{resolution: input channels} of the padded convs of the first K resolutions."""
+        pads = dict(list(G.padding_resolutions().items())[: self.k])
+        if not pads or G.const_input is None:
             raise ValueError("padinv needs a StyleGAN2 generator (padded 3x3 convs)")
-        res = G.synthesis.block_resolutions[: self.k]
-        return {r: getattr(G.synthesis, f"b{r}").conv1 for r in res}
+        return pads
 
-    def init(self, G, targets, rng):
+    def init(self, G, targets, rngs):
         n = targets.shape[0]
-        layers = self.padded_layers(G)
-        p = LatentW(plus=True).init(G, targets, rng)
-        p["const"] = G.synthesis.b4.const.detach().unsqueeze(0).repeat(n, 1, 1, 1)
-        for r, layer in layers.items():
-            p[f"pad{r}"] = torch.zeros(n, layer.weight.shape[1], r + 2, r + 2, device=G.device)
+        pads = self.padded_layers(G)
+        p = LatentW(plus=True).init(G, targets, rngs)
+        p["const"] = G.const_input.detach().unsqueeze(0).repeat(n, 1, 1, 1)
+        for r, c in pads.items():
+            p[f"pad{r}"] = torch.zeros(n, c, r + 2, r + 2, **_like(G))
         return p
 
-    @contextlib.contextmanager
-    def padding_from(self, G, p):
-        """Swap each conv's zero padding for the border ring of its coefficient map."""
-        handles, layers = [], self.padded_layers(G)
-
-        def hook_for(r):
-            ring = torch.ones(r + 2, r + 2, device=G.device)
-            ring[1:-1, 1:-1] = 0
-
-            def pre_hook(module, args):
-                x = args[0]
-                return (F.pad(x, [1, 1, 1, 1]) + p[f"pad{r}"] * ring,) + tuple(args[1:])
-            return pre_hook
-
-        for r, layer in layers.items():
-            handles.append(layer.register_forward_pre_hook(hook_for(r)))
-            layer.padding = 0
-        try:
-            yield
-        finally:
-            for h in handles:
-                h.remove()
-            for layer in layers.values():
-                layer.padding = 1
-
     def render(self, G, p):
-        with self.padding_from(G, p):
-            return G.synthesis.run_blocks(p["w"], x=p["const"], noise_mode="const")[1]
+        pads = self.padded_layers(G)
+        return G.synthesize(p["w"], noise_mode="const", const=p["const"],
+                            paddings={r: p[f"pad{r}"] for r in pads})
 
 
 class Encoded(Method):
@@ -250,11 +223,11 @@ class Encoded(Method):
         self.padding = (PaddingSpace(len(encoder.pads)) if isinstance(encoder, PadInvEncoder)
                         else None)
 
-    def init(self, G, targets, rng):
+    def init(self, G, targets, rngs):
         self.encoder.to(G.device)
         with torch.no_grad():
             if self.padding is not None:
-                from ..train.encoder import padinv_params
+                from ..nets.encoders import padinv_params
                 self.padding.padded_layers(G)  # StyleGAN2 check
                 return padinv_params(G, self.encoder, targets.to(G.device))
             latent = self.encoder(targets.to(G.device))
@@ -287,7 +260,7 @@ def make_method(name: str, **options):
         if options.get("encoder") is None:
             raise ValueError(f"method {name!r} needs --encoder FILE "
                              "(train one with `ganprior train-encoder`)")
-        from ..train.encoder import load_encoder
+        from ..nets.encoder_files import load_encoder
         encoder = options["encoder"]
         if not isinstance(encoder, torch.nn.Module):
             encoder = load_encoder(encoder)[0]

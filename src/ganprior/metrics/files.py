@@ -21,15 +21,25 @@ def _pairs(a: Path, b: Path):
     return pairs
 
 
-def compare_files(a, b, resolution=None) -> list[dict]:
-    from ..inversion.losses import load_lpips
+def compare_files(a, b, resolution=None, failures: list | None = None) -> list[dict]:
+    """One row of metrics per pair of images. With a `failures` list, a pair that cannot be
+    compared (unreadable, different sizes) is added to it as (name, why) and the others go
+    on; without one, it is an error."""
+    from ..errors import GanpriorError
+    from ..nets.vgg import load_lpips
     lpips = load_lpips("cpu")
     rows = []
     for pa, pb in _pairs(Path(a), Path(b)):
-        x, y = load_image(pa, resolution), load_image(pb, resolution)
-        if x.shape != y.shape:
-            raise ValueError(f"{pa.name}: sizes differ ({tuple(x.shape[-2:])} vs "
-                             f"{tuple(y.shape[-2:])}); pass --resolution")
+        try:
+            x, y = load_image(pa, resolution), load_image(pb, resolution)
+            if x.shape != y.shape:
+                raise ValueError(f"{pa.name}: sizes differ ({tuple(x.shape[-2:])} vs "
+                                 f"{tuple(y.shape[-2:])}); pass --resolution")
+        except (GanpriorError, ValueError, OSError) as e:
+            if failures is None:
+                raise
+            failures.append((pa.name, str(e)))
+            continue
         with torch.no_grad():
             row = {"name": pa.name, "psnr": psnr(to_unit(x), to_unit(y)).item(),
                    "ssim": ssim(to_unit(x), to_unit(y)).item(),

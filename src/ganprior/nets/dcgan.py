@@ -4,17 +4,20 @@ Layout and parameter names (`main.0.weight`, `main.1.running_mean`, ...) are tho
 DCGAN tutorial, which the embedded `dcgan-digiface64` model uses. Each block doubles the
 resolution: 1 -> 4 -> 8 -> ... -> img_resolution. There is no mapping network, so the "w" space
 is z itself (ws = z[:, None, :], num_ws = 1); all split points are block outputs "b4", "b8", ...
-Truncation scales z towards 0 (the prior's mean), since there is no w_avg.
+Truncation scales z towards 0 (the prior's mean), so `w_avg` is zeros.
 """
 from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
-from .base import GeneratorBase
+from .base import GeneratorBase, StyleInput
+from .registry import register
 
 
+@register("G", "dcgan")
 class DCGANGenerator(GeneratorBase):
     arch = "dcgan"
     latent_spaces = ("z",)
@@ -24,8 +27,6 @@ class DCGANGenerator(GeneratorBase):
         n_blocks = int(math.log2(img_resolution)) - 1
         if img_resolution < 8 or 2 ** (n_blocks + 1) != img_resolution:
             raise ValueError(f"img_resolution must be a power of two >= 8, not {img_resolution}")
-        self.config = dict(z_dim=z_dim, ngf=ngf, img_resolution=img_resolution,
-                           img_channels=img_channels)
         self.z_dim = self.w_dim = z_dim
         self.num_ws = 1
         self.img_resolution, self.img_channels = img_resolution, img_channels
@@ -46,20 +47,33 @@ class DCGANGenerator(GeneratorBase):
             x = layer(x)
         return x
 
+    @property
+    def w_avg(self):
+        # The prior's mean, which truncation pulls towards (there is no mapping network).
+        return torch.zeros(self.z_dim, device=self.device)
+
     def z_to_w(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None):
         if c is not None and c.numel() > 0:
             raise ValueError("DCGAN models are unconditional")
+        self._check_z(z)
         # Truncation in z space: pull towards the prior's mean (0), the analogue of w_avg.
         return (z.float() * truncation_psi).unsqueeze(1)
 
-    def synthesize(self, ws, noise_mode="const", **unused):
+    def synthesize(self, ws, noise_mode="const", noise=None, const=None, paddings=None,
+                   **speed_options):  # fused_modconv / channels_last mean nothing here
+        self._check_ws(ws)
+        self._check_overrides(ws, noise, const, paddings)
         return self._run(self._z(ws), 0, len(self.main))
 
     @staticmethod
     def _z(ws):
-        if ws.ndim == 3:
-            ws = ws[:, 0]  # one code; DCGAN has no per-layer styles
-        return ws.reshape(ws.shape[0], -1, 1, 1)
+        return ws[:, 0].reshape(ws.shape[0], -1, 1, 1)  # one code; no per-layer styles
+
+    def modulation_weights(self):
+        """The first layer is the only map from z: ConvT(z as 1x1) -> 4x4 features is linear,
+        features = W z with W [C*4*4, z_dim] (what SeFa uses for PGGAN)."""
+        w = self.main[0].weight  # [z_dim, C, 4, 4]
+        return [StyleInput("b4", 0, w.reshape(w.shape[0], -1).t())]
 
     @property
     def layer_names(self):
@@ -69,12 +83,17 @@ class DCGANGenerator(GeneratorBase):
         return self.main[3 * self.check_layer(layer)].out_channels
 
     def features_at(self, layer, ws, noise_mode="const", **unused):
-        return self._run(self._z(ws), 0, 3 * self.check_layer(layer) + 3)
+        i = self.check_layer(layer)
+        self._check_ws(ws)
+        return self._run(self._z(ws), 0, 3 * i + 3)
 
     def synthesize_from(self, layer, features, ws=None, noise_mode="const", **unused):
-        return self._run(features, 3 * self.check_layer(layer) + 3, len(self.main))
+        i = self.check_layer(layer)
+        self._check_features(layer, features)
+        return self._run(features, 3 * i + 3, len(self.main))
 
     def synthesize_with_features(self, ws, noise_mode="const", **unused):
+        self._check_ws(ws)
         x, feats = self._z(ws), []
         for i in range(len(self._resolutions)):
             x = self._run(x, 3 * i, 3 * i + 3)

@@ -11,13 +11,14 @@ import math
 import torch
 from torch import nn
 
+from .registry import register
 
+
+@register("E", "latent")
 class LatentEncoder(nn.Module):
     def __init__(self, img_resolution: int, latent_shape: tuple[int, ...], img_channels: int = 3,
                  channels: int = 32, max_channels: int = 256):
         super().__init__()
-        self.config = dict(img_resolution=img_resolution, latent_shape=list(latent_shape),
-                           img_channels=img_channels, channels=channels, max_channels=max_channels)
         self.latent_shape = tuple(latent_shape)
         layers, c = [nn.Conv2d(img_channels, channels, 3, padding=1), nn.LeakyReLU(0.2)], channels
         for _ in range(int(math.log2(img_resolution)) - 2):
@@ -37,6 +38,7 @@ def encoder_for(G) -> LatentEncoder:
     return LatentEncoder(G.img_resolution, shape, G.img_channels)
 
 
+@register("E", "padinv")
 class PadInvEncoder(nn.Module):
     """PadInv's encoder (Bai et al., ECCV 2022): a strided-conv backbone, a feature pyramid
     (top-down, lateral 1x1 convs), one head per W+ layer (coarse layers read the coarse level,
@@ -53,10 +55,6 @@ class PadInvEncoder(nn.Module):
                  max_channels: int = 256):
         super().__init__()
         pads = {int(r): int(c) for r, c in pads.items()}
-        self.config = dict(img_resolution=img_resolution, num_ws=num_ws, w_dim=w_dim,
-                           pads={str(r): c for r, c in pads.items()},
-                           const_shape=list(const_shape), img_channels=img_channels,
-                           width=width, max_channels=max_channels)
         self.num_ws, self.w_dim, self.pads = num_ws, w_dim, pads
         self.const_shape = tuple(const_shape)
         # backbone: stages at res/2, res/4, ..., 4
@@ -118,8 +116,19 @@ class PadInvEncoder(nn.Module):
         return out
 
 
+def padinv_params(G, E: PadInvEncoder, x) -> dict:
+    """The PadInv encoder's prediction as parameters of the padding-space method
+    (inversion's PaddingSpace): "w", "const" (the learned constant plus the predicted offset)
+    and "pad{r}" maps. Used at inference (encoder / hybrid inversion) and in training."""
+    out = E(x, G.w_avg)
+    params = {k: v for k, v in out.items() if k != "const_offset"}
+    params["const"] = G.const_input.unsqueeze(0) + out["const_offset"]
+    return params
+
+
 def padinv_encoder_for(G, resolutions: int = 4) -> PadInvEncoder:
-    res = G.synthesis.block_resolutions[:resolutions]
-    pads = {r: getattr(G.synthesis, f"b{r}").conv1.weight.shape[1] for r in res}
+    pads = dict(list(G.padding_resolutions().items())[:resolutions])
+    if not pads or G.const_input is None:
+        raise ValueError(f"a PadInv encoder needs a StyleGAN2 generator, not {G.arch}")
     return PadInvEncoder(G.img_resolution, G.num_ws, G.w_dim, pads,
-                         tuple(G.synthesis.b4.const.shape), G.img_channels)
+                         tuple(G.const_input.shape), G.img_channels)

@@ -7,11 +7,41 @@ here, but they are written as plain torch calls: no compiled extension, no devic
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 import torch.nn.functional as F
 
 SQRT2 = math.sqrt(2.0)
+
+# owner module -> {name: (key, value)}; weak, so the cache never keeps a network alive, and
+# kept off the module so that pickling or deep-copying a network does not carry it along.
+_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def cached_derived(owner, name: str, tensors, build):
+    """`build()` (a function of `tensors` only), reused between calls while no gradient can
+    flow to those tensors and none of them changed.
+
+    Inference and inversion (G.requires_grad_(False), gradients w.r.t. the latents only) then
+    skip weight-only work on every forward; training always rebuilds, so autograd sees the
+    weights. "Changed" = in-place update (`_version`: optimiser steps, load_state_dict, copy_),
+    new storage (`.to()`, `.data = ...`: data_ptr, device, dtype) or an inference-mode switch
+    (an inference tensor cannot be saved for a later backward).
+    """
+    if any(t.is_inference() for t in tensors) or (
+            torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
+        return build()  # (inference tensors have no version counter to key on)
+    key = (torch.is_inference_mode_enabled(),) + tuple(
+        (t._version, t.data_ptr(), t.device, t.dtype, t.shape) for t in tensors)
+    store = _DERIVED.setdefault(owner, {})
+    hit = store.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    with torch.no_grad():
+        value = build()
+    store[name] = (key, value)
+    return value
 
 
 def setup_filter(taps=(1, 3, 3, 1), normalize: bool = True) -> torch.Tensor:
@@ -170,13 +200,19 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
                      noise: torch.Tensor | None = None, up: int = 1, padding: int = 0,
                      resample_filter: torch.Tensor | None = None, demodulate: bool = True,
                      fused: bool = True, bias: torch.Tensor | None = None, act: str = "linear",
-                     gain: float = 1.0, clamp: float | None = None) -> torch.Tensor:
+                     gain: float = 1.0, clamp: float | None = None,
+                     weight_sq: torch.Tensor | None = None,
+                     shared_weight: torch.Tensor | None = None) -> torch.Tensor:
     """StyleGAN2 modulated convolution (+ weight demodulation), then noise, bias, activation.
 
     Equals NVIDIA's `modulated_conv2d` followed by `bias_act(act, gain, clamp)`, up to float
     rounding. fused=True builds one weight per sample and runs a grouped conv (NVIDIA's default);
     fused=False scales activations before and after one shared conv (faster on CPU at every
     batch size we measured, especially on channels-last tensors; see BENCHMARKS.md).
+
+    Weight-only work can be passed in precomputed (layers cache it between inference calls):
+    `weight_sq` = `demod_weight_sq(weight)`, `shared_weight` = the same values as `weight` in
+    the memory layout the shared conv should see (`shared_conv_weight`).
     """
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
@@ -185,7 +221,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     if demodulate:
         # sum_{i,k} (w[o,i,k] s[n,i])^2 == s^2 @ (sum_k w^2)^T: a small matmul instead of
         # squaring an [N, O, I, k, k] tensor.
-        out_scale = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt() * gain
+        wsq = demod_weight_sq(weight) if weight_sq is None else weight_sq
+        out_scale = (styles.square() @ wsq + 1e-8).rsqrt() * gain
     elif gain != 1:
         out_scale = styles.new_full((n, out_ch), gain)
 
@@ -196,28 +233,69 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
                             f=resample_filter, up=up, padding=padding, groups=n)
         y = y.reshape(n, -1, *y.shape[2:])
         out_scale = None
+    elif kh == kw == 1 and up == 1 and padding == 0 and \
+            x.is_contiguous(memory_format=torch.channels_last):
+        y = _modulated_1x1_channels_last(x, weight, styles)
     else:
-        y = conv2d_resample(x * styles.reshape(n, -1, 1, 1), weight, f=resample_filter, up=up,
-                            padding=padding)
+        y = conv2d_resample(x * styles.reshape(n, -1, 1, 1),
+                            weight if shared_weight is None else shared_weight,
+                            f=resample_filter, up=up, padding=padding)
 
     # Bias and noise are added pre-scaled by the gain. The bias goes through addcmul as a
     # [1, C, 1, 1] broadcast: a full-size first argument would impose its memory format on the
     # result and drop channels-last tensors back to NCHW.
+    # Without autograd, y (the conv's fresh output) is updated in place: no new activation-sized
+    # buffers, which on CPU are fresh mmap'd pages (page faults) for the large layers.
+    inplace = not torch.is_grad_enabled()
     if out_scale is not None:
         scale = out_scale.reshape(n, -1, 1, 1)
-        y = torch.addcmul((bias * gain).reshape(1, -1, 1, 1), y, scale) if bias is not None else y * scale
+        if bias is None:
+            y = y.mul_(scale) if inplace else y * scale
+        else:
+            b = (bias * gain).reshape(1, -1, 1, 1)
+            y = torch.addcmul(b, y, scale, out=y) if inplace else torch.addcmul(b, y, scale)
     elif bias is not None:
-        y = y + (bias * gain).reshape(1, -1, 1, 1)
+        b = (bias * gain).reshape(1, -1, 1, 1)
+        y = y.add_(b) if inplace else y + b
     if noise is not None:
         noise = noise * gain
-        y = y + noise if torch.is_grad_enabled() else y.add_(noise)
+        y = y.add_(noise) if inplace else y + noise
     if act == "lrelu":
-        y = F.leaky_relu(y, 0.2, inplace=not torch.is_grad_enabled())
+        y = F.leaky_relu(y, 0.2, inplace=inplace)
     elif act != "linear":
         raise ValueError(f"unsupported activation {act!r}")
     if clamp is not None and clamp >= 0:
-        y = y.clamp(-clamp, clamp)
+        y = y.clamp_(-clamp, clamp) if inplace else y.clamp(-clamp, clamp)
     return y
+
+
+def _modulated_1x1_channels_last(x, weight, styles):
+    """1x1 conv of x * styles as one batched matmul with per-sample weights.
+
+    A channels-last x is already [N, H*W, I] in memory, so this reads x once instead of
+    writing a modulated copy of it first; toRGB layers (3 outputs from up to 512 inputs at
+    the highest resolutions) spend most of their time on that copy otherwise.
+    """
+    n, i, h, w = x.shape
+    wmod = weight.reshape(1, -1, i) * styles.reshape(n, 1, i)  # [N, O, I]
+    y = torch.bmm(x.permute(0, 2, 3, 1).reshape(n, h * w, i), wmod.transpose(1, 2))
+    return y.reshape(n, h, w, -1).permute(0, 3, 1, 2)  # channels-last [N, O, H, W]
+
+
+def demod_weight_sq(weight: torch.Tensor) -> torch.Tensor:
+    """[I, O] sums over the kernel taps of weight**2: the weight-only part of demodulation."""
+    return weight.square().sum(dim=[2, 3]).t()
+
+
+def shared_conv_weight(weight: torch.Tensor, up: int, channels_last: bool) -> torch.Tensor:
+    """`weight` (same values) laid out as oneDNN wants it for a channels-last input, so that
+    conv2d_resample's conv does not copy it on every call. For up > 1 the conv is transposed
+    and sees weight.transpose(0, 1): that view is made channels-last contiguous."""
+    if not channels_last:
+        return weight
+    if up > 1:
+        return weight.transpose(0, 1).contiguous(memory_format=torch.channels_last).transpose(0, 1)
+    return weight.contiguous(memory_format=torch.channels_last)
 
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:

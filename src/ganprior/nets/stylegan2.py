@@ -13,9 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import GeneratorBase
-from .ops import (bias_act, conv2d_resample, downsample2d, modulated_conv2d,
-                  normalize_2nd_moment, setup_filter, upsample2d)
+from .base import GeneratorBase, StyleInput
+from .registry import register
+from .ops import (bias_act, cached_derived, conv2d_resample, demod_weight_sq, downsample2d,
+                  modulated_conv2d, normalize_2nd_moment, setup_filter, shared_conv_weight,
+                  upsample2d)
 
 # Keyword arguments of NVIDIA's constructors that only choose precision or memory layout.
 # We accept them (so every .pkl loads) and compute in the dtype of the caller.
@@ -36,11 +38,16 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x):
-        w = self.weight * self.weight_gain
-        b = self.bias * self.bias_gain if self.bias is not None else None
+        # The gain-scaled weight (transposed) and bias are reused while the weights are fixed.
+        params = (self.weight,) if self.bias is None else (self.weight, self.bias)
+        wt, b = cached_derived(self, "scaled", params, self._scaled)
         if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return bias_act(x.matmul(w.t()), b, act=self.activation)
+            return torch.addmm(b.unsqueeze(0), x, wt)
+        return bias_act(x.matmul(wt), b, act=self.activation)
+
+    def _scaled(self):
+        b = self.bias * self.bias_gain if self.bias is not None else None
+        return (self.weight * self.weight_gain).t(), b
 
 
 class Conv2dLayer(nn.Module):
@@ -93,11 +100,11 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None,
                 update_w_avg=False):
-        parts = []
+        parts, dtype = [], next(self.parameters()).dtype  # float32 as NVIDIA's, float64 if cast
         if self.z_dim > 0:
-            parts.append(normalize_2nd_moment(z.float()))
+            parts.append(normalize_2nd_moment(z.to(dtype)))
         if self.c_dim > 0:
-            parts.append(normalize_2nd_moment(self.embed(c.float())))
+            parts.append(normalize_2nd_moment(self.embed(c.to(dtype))))
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
@@ -110,6 +117,14 @@ class MappingNetwork(nn.Module):
             cut = self.num_ws if truncation_cutoff is None else truncation_cutoff
             x = torch.cat([self.w_avg.lerp(x[:, :cut], truncation_psi), x[:, cut:]], dim=1)
         return x
+
+
+def pad_with_ring(x, coefficients):
+    """Pad x [N, C, r, r] by one pixel with the border ring of coefficients [N, C, r+2, r+2]
+    (PadInv's padding space; all-zero coefficients = zero padding)."""
+    ring = torch.ones(coefficients.shape[-2:], device=x.device)
+    ring[1:-1, 1:-1] = 0
+    return nn.functional.pad(x, [1, 1, 1, 1]) + coefficients * ring
 
 
 class SynthesisLayer(nn.Module):
@@ -131,7 +146,8 @@ class SynthesisLayer(nn.Module):
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
-    def forward(self, x, w, noise_mode="random", fused_modconv=True, gain=1.0):
+    def forward(self, x, w, noise_mode="random", fused_modconv=True, gain=1.0, noise_map=None,
+                pad_map=None):
         styles = self.affine(w)
         noise = None
         if self.use_noise and noise_mode == "random":
@@ -141,11 +157,24 @@ class SynthesisLayer(nn.Module):
             noise = self.noise_const * self.noise_strength
         elif noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be random, const or none, not {noise_mode!r}")
+        if noise_map is not None:  # synthesize(noise=...): this map instead of the stored one
+            noise = noise_map * self.noise_strength
+        padding = self.padding
+        if pad_map is not None:  # synthesize(paddings=...): the map's border ring pads x
+            x, padding = pad_with_ring(x, pad_map), 0
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up,
-                                padding=self.padding, resample_filter=self.resample_filter,
+        weight = self.weight
+        # Weight-only work, reused between inference/inversion calls (see ops.cached_derived).
+        wsq = cached_derived(self, "weight_sq", (weight,), lambda: demod_weight_sq(weight))
+        shared = None
+        if not fused_modconv and x.is_contiguous(memory_format=torch.channels_last):
+            shared = cached_derived(self, "weight_cl", (weight,),
+                                    lambda: shared_conv_weight(weight, self.up, True))
+        return modulated_conv2d(x, weight, styles, noise=noise, up=self.up,
+                                padding=padding, resample_filter=self.resample_filter,
                                 fused=fused_modconv, bias=self.bias, act=self.activation,
-                                gain=self.act_gain * gain, clamp=clamp)
+                                gain=self.act_gain * gain, clamp=clamp, weight_sq=wsq,
+                                shared_weight=shared)
 
 
 class ToRGBLayer(nn.Module):
@@ -162,6 +191,7 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x, w, fused_modconv=True):
         styles = self.affine(w) * self.weight_gain
+        # (on channels-last x the 1x1 conv is a batched matmul: no weight layout to cache)
         return modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv,
                                 bias=self.bias, clamp=self.conv_clamp)
 
@@ -198,21 +228,24 @@ class SynthesisBlock(nn.Module):
     def has_rgb(self) -> bool:
         return self.is_last or self.architecture == "skip"
 
-    def forward(self, x, img, ws, noise_mode="random", fused_modconv=True):
-        """ws: [N, num_conv + num_torgb, w_dim]."""
+    def forward(self, x, img, ws, noise_mode="random", fused_modconv=True, noise=None, pad=None):
+        """ws: [N, num_conv + num_torgb, w_dim]; noise: {"b{r}.conv0"/"b{r}.conv1": map} and
+        pad: the padding coefficients of conv1 (see StyleGAN2Generator.synthesize)."""
         w = ws.unbind(dim=1)
+        n0, n1 = ((noise or {}).get(f"b{self.resolution}.{k}") for k in ("conv0", "conv1"))
         if self.in_channels == 0:
             if x is None:
                 x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
-            x = self.conv1(x, w[0], noise_mode, fused_modconv)
+            x = self.conv1(x, w[0], noise_mode, fused_modconv, noise_map=n1, pad_map=pad)
         elif self.architecture == "resnet":
             y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x, w[0], noise_mode, fused_modconv)
-            x = self.conv1(x, w[1], noise_mode, fused_modconv, gain=np.sqrt(0.5))
+            x = self.conv0(x, w[0], noise_mode, fused_modconv, noise_map=n0)
+            x = self.conv1(x, w[1], noise_mode, fused_modconv, gain=np.sqrt(0.5), noise_map=n1,
+                           pad_map=pad)
             x = y + x
         else:
-            x = self.conv0(x, w[0], noise_mode, fused_modconv)
-            x = self.conv1(x, w[1], noise_mode, fused_modconv)
+            x = self.conv0(x, w[0], noise_mode, fused_modconv, noise_map=n0)
+            x = self.conv1(x, w[1], noise_mode, fused_modconv, noise_map=n1, pad_map=pad)
         if img is not None:
             img = upsample2d(img, self.resample_filter)
         if self.has_rgb:
@@ -250,10 +283,12 @@ class SynthesisNetwork(nn.Module):
         return ws.narrow(1, *self.w_spans[i])
 
     def run_blocks(self, ws, x=None, img=None, start=0, stop=None, noise_mode="random",
-                   fused_modconv=None, channels_last=None, collect=None):
+                   fused_modconv=None, channels_last=None, collect=None, noise=None,
+                   paddings=None):
         """Run blocks [start, stop); optionally append each block's x to `collect`.
 
-        `x` replaces the input of block `start` (for the first block: the learned constant).
+        `x` replaces the input of block `start` (for the first block: the learned constant);
+        `noise` and `paddings` are StyleGAN2Generator.synthesize's overrides (checked there).
 
         Speed choices (results agree to float rounding, see BENCHMARKS.md): on CPU, shared
         convs are fastest at every batch size measured, on channels-last tensors when no
@@ -261,7 +296,7 @@ class SynthesisNetwork(nn.Module):
         under autograd (its backward is slower: 12 vs 17 it/s at 64 px); elsewhere, NVIDIA's
         choice of one grouped conv per layer (fused_modconv) at batch 1.
         """
-        ws = ws.float()
+        ws = ws.to(next(self.parameters()).dtype)  # float32 as NVIDIA's, float64 if cast
         on_cpu = ws.device.type == "cpu"
         if fused_modconv is None:
             fused_modconv = ws.shape[0] == 1 and not on_cpu
@@ -275,7 +310,8 @@ class SynthesisNetwork(nn.Module):
             if channels_last and block.in_channels == 0 and x is None:
                 x = block.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).contiguous(
                     memory_format=torch.channels_last)
-            x, img = block(x, img, self.block_ws(ws, i), noise_mode, fused_modconv)
+            x, img = block(x, img, self.block_ws(ws, i), noise_mode, fused_modconv, noise=noise,
+                           pad=(paddings or {}).get(block.resolution))
             if collect is not None:
                 collect.append(x)
         return x, img
@@ -285,6 +321,24 @@ class SynthesisNetwork(nn.Module):
                                channels_last=channels_last)[1]
 
 
+_SYNTHESIS_OPTIONS = (SynthesisNetwork, SynthesisBlock, SynthesisLayer, ToRGBLayer,
+                      set(_PRECISION_KWARGS))
+_G_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs",
+           "synthesis_kwargs")
+
+
+def _generator_config(args: dict) -> dict:
+    """Flat synthesis options (the stylegan3 repo's way) folded into synthesis_kwargs
+    (stylegan2-ada's), so both give the same config."""
+    extra = {k: args.pop(k) for k in list(args) if k not in _G_ARGS}
+    args["synthesis_kwargs"] = dict(args["synthesis_kwargs"] or {}, **extra)
+    args["mapping_kwargs"] = dict(args["mapping_kwargs"] or {})
+    return args
+
+
+@register("G", "stylegan2", normalise=_generator_config,
+          nested={"mapping_kwargs": (MappingNetwork,), "synthesis_kwargs": _SYNTHESIS_OPTIONS,
+                  "**": _SYNTHESIS_OPTIONS})
 class StyleGAN2Generator(GeneratorBase):
     """NVIDIA-compatible StyleGAN2 generator implementing the ganprior generator interface."""
 
@@ -297,9 +351,6 @@ class StyleGAN2Generator(GeneratorBase):
         # The stylegan3 repo passes synthesis options flat; stylegan2-ada nests them.
         synthesis_kwargs = dict(synthesis_kwargs or {}, **extra_synthesis_kwargs)
         mapping_kwargs = dict(mapping_kwargs or {})
-        self.config = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                           img_channels=img_channels, mapping_kwargs=mapping_kwargs,
-                           synthesis_kwargs=synthesis_kwargs)
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **synthesis_kwargs)
@@ -307,12 +358,50 @@ class StyleGAN2Generator(GeneratorBase):
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, **mapping_kwargs)
 
     def z_to_w(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None):
+        self._check_z(z, c)
         return self.mapping(z, c, truncation_psi=truncation_psi,
                             truncation_cutoff=truncation_cutoff)
 
-    def synthesize(self, ws, noise_mode="const", fused_modconv=None, channels_last=None):
-        return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv,
-                              channels_last=channels_last)
+    def synthesize(self, ws, noise_mode="const", noise=None, const=None, paddings=None,
+                   fused_modconv=None, channels_last=None):
+        """See GeneratorBase.synthesize for the overrides `noise`, `const`, `paddings`."""
+        self._check_ws(ws)
+        self._check_overrides(ws, noise, const, paddings)
+        return self.synthesis.run_blocks(ws, x=const, noise_mode=noise_mode,
+                                         fused_modconv=fused_modconv, channels_last=channels_last,
+                                         noise=noise, paddings=paddings)[1]
+
+    @property
+    def w_avg(self):
+        return self.mapping.w_avg
+
+    @property
+    def const_input(self):
+        return self.synthesis.b4.const
+
+    def noise_layers(self):
+        return {name: m.resolution for name, m in self.synthesis.named_modules()
+                if isinstance(m, SynthesisLayer) and m.use_noise}
+
+    def padding_resolutions(self):
+        # conv1 is each block's non-upsampling 3x3 conv (the only conv of b4)
+        return {r: getattr(self.synthesis, f"b{r}").conv1.weight.shape[1]
+                for r in self.synthesis.block_resolutions}
+
+    def modulation_weights(self):
+        """Per style input: affine.weight x affine.weight_gain (and x torgb.weight_gain for
+        toRGB, which scales its styles), i.e. styles = weight @ w + bias, as in the forward."""
+        out = []
+        for block, (first, _) in zip(self.synthesis.blocks(), self.synthesis.w_spans):
+            layers = [k for k in ("conv0", "conv1") if hasattr(block, k)]
+            layers += ["torgb"] if block.has_rgb else []
+            for k, name in enumerate(layers):
+                layer = getattr(block, name)
+                weight = layer.affine.weight * layer.affine.weight_gain
+                if name == "torgb":
+                    weight = weight * layer.weight_gain
+                out.append(StyleInput(f"b{block.resolution}.{name}", first + k, weight))
+        return out
 
     # Split points are block outputs "b4" ... up to the block before the image.
     # For architectures that carry a running RGB image (skip), the features are the block
@@ -329,12 +418,15 @@ class StyleGAN2Generator(GeneratorBase):
 
     def features_at(self, layer, ws, noise_mode="const", fused_modconv=None):
         i = self.check_layer(layer)
+        self._check_ws(ws)
         x, img = self.synthesis.run_blocks(ws, stop=i + 1, noise_mode=noise_mode,
                                            fused_modconv=fused_modconv)
         return x if img is None else torch.cat([x, img], dim=1)
 
     def synthesize_from(self, layer, features, ws, noise_mode="const", fused_modconv=None):
         i = self.check_layer(layer)
+        self._check_ws(ws)
+        self._check_features(layer, features, ws)
         block = self.synthesis.blocks()[i]
         x, img = features, None
         if block.has_rgb:
@@ -343,6 +435,7 @@ class StyleGAN2Generator(GeneratorBase):
                                          fused_modconv=fused_modconv)[1]
 
     def synthesize_with_features(self, ws, noise_mode="const", fused_modconv=None):
+        self._check_ws(ws)
         feats = []
         img = self.synthesis.run_blocks(ws, noise_mode=noise_mode, fused_modconv=fused_modconv,
                                         collect=feats)[1]
@@ -435,17 +528,20 @@ class DiscriminatorEpilogue(nn.Module):
         return x
 
 
+def _discriminator_config(args: dict) -> dict:
+    for k in ("block_kwargs", "mapping_kwargs", "epilogue_kwargs"):
+        args[k] = dict(args[k] or {})
+    return args
+
+
+@register("D", "stylegan2", normalise=_discriminator_config,
+          nested={"block_kwargs": (DiscriminatorBlock, set(_PRECISION_KWARGS)),
+                  "mapping_kwargs": (MappingNetwork,), "epilogue_kwargs": (DiscriminatorEpilogue,)})
 class StyleGAN2Discriminator(nn.Module):
     def __init__(self, c_dim, img_resolution, img_channels, architecture="resnet",
                  channel_base=32768, channel_max=512, num_fp16_res=0, conv_clamp=None,
                  cmap_dim=None, block_kwargs=None, mapping_kwargs=None, epilogue_kwargs=None):
         super().__init__()
-        self.config = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
-                           architecture=architecture, channel_base=channel_base,
-                           channel_max=channel_max, num_fp16_res=num_fp16_res,
-                           conv_clamp=conv_clamp, cmap_dim=cmap_dim,
-                           block_kwargs=block_kwargs or {}, mapping_kwargs=mapping_kwargs or {},
-                           epilogue_kwargs=epilogue_kwargs or {})
         self.c_dim, self.img_resolution = c_dim, img_resolution
         log2 = int(np.log2(img_resolution))
         self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]

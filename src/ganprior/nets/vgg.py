@@ -63,14 +63,50 @@ class LPIPS(nn.Module):
             [nn.Parameter(lin_state[f"lin{i}.model.1.weight"].clone(), requires_grad=False)
              for i in range(5)])
 
-    def forward(self, a, b):
-        shift = torch.tensor(self.SHIFT, device=a.device).reshape(1, 3, 1, 1)
-        scale = torch.tensor(self.SCALE, device=a.device).reshape(1, 3, 1, 1)
-        fa = self.vgg((a - shift) / scale, self.LAYERS)
-        fb = self.vgg((b - shift) / scale, self.LAYERS)
+    def features(self, x):
+        """Unit-normalised VGG features of [-1, 1] images (one tensor per layer)."""
+        shift = torch.tensor(self.SHIFT, device=x.device).reshape(1, 3, 1, 1)
+        scale = torch.tensor(self.SCALE, device=x.device).reshape(1, 3, 1, 1)
+        return [f / (f.square().sum(1, keepdim=True).sqrt() + 1e-10)
+                for f in self.vgg((x - shift) / scale, self.LAYERS)]
+
+    def distance(self, fa, fb):
+        """Per-image LPIPS [N] between two lists of `features`."""
         total = 0
         for x, y, w in zip(fa, fb, self.lins):
-            x = x / (x.square().sum(1, keepdim=True).sqrt() + 1e-10)
-            y = y / (y.square().sum(1, keepdim=True).sqrt() + 1e-10)
             total = total + F.conv2d((x - y).square(), w).mean(dim=[2, 3])
         return total.reshape(-1)
+
+    def forward(self, a, b):
+        return self.distance(self.features(a), self.features(b))
+
+
+# --- loading the optional pretrained weights (see `ganprior.weights`) ------------------------
+_loaded: dict = {}
+
+
+def load_vgg16(device) -> VGG16Features | None:
+    """ImageNet VGG16 features (frozen, eval), or None when the weights are not installed.
+    Cached per device: the loss, LPIPS and the metrics share one copy."""
+    from .. import weights
+    key = ("vgg16", str(device))
+    if key not in _loaded:
+        state = weights.load_state("vgg16")
+        if state is None:
+            return None
+        net = VGG16Features()
+        net.load_state_dict({k: v for k, v in state.items() if k.startswith("features.")})
+        _loaded[key] = net.eval().requires_grad_(False).to(device)
+    return _loaded[key]
+
+
+def load_lpips(device) -> LPIPS | None:
+    """LPIPS-VGG with the official linear weights, or None when either file is missing."""
+    from .. import weights
+    key = ("lpips", str(device))
+    if key not in _loaded:
+        vgg, lin = load_vgg16(device), weights.load_state("lpips-vgg")
+        if vgg is None or lin is None:
+            return None
+        _loaded[key] = LPIPS(vgg, lin).eval().requires_grad_(False).to(device)
+    return _loaded[key]

@@ -13,17 +13,16 @@ steps, so a killed run resumes exactly. The encoder is NAME.safetensors + NAME.j
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from ..errors import CheckpointError
-from ..files import atomic_write, atomic_write_text
-from ..nets.encoders import LatentEncoder, PadInvEncoder, encoder_for, padinv_encoder_for
+from ..files import atomic_write
+# Encoder file I/O and padinv_params live in nets/ (inference needs them).
+from ..nets.encoder_files import save_encoder
+from ..nets.encoders import encoder_for, padinv_encoder_for, padinv_params
 
 
 @torch.no_grad()
@@ -47,21 +46,13 @@ def _latent_step(G, E, x, latent, recon_weight, loss_fn):
     return latent_loss + recon_weight * recon_loss, [latent_loss.item(), recon_loss.item()]
 
 
-def padinv_params(G, E, x) -> dict:
-    """The PadInv encoder's prediction as parameters of the padding-space method."""
-    out = E(x, G.mapping.w_avg)
-    params = {k: v for k, v in out.items() if k != "const_offset"}
-    params["const"] = G.synthesis.b4.const.unsqueeze(0) + out["const_offset"]
-    return params
-
-
 def _padinv_step(G, E, x, latent, recon_weight, loss_fn):
-    from ..inversion.methods import PaddingSpace
     params = padinv_params(G, E, x)
-    img = PaddingSpace(len(E.pads)).render(G, params)
+    img = G.synthesize(params["w"], noise_mode="const", const=params["const"],
+                       paddings={r: params[f"pad{r}"] for r in E.pads})
     pixel = (img - x).square().flatten(1).mean(1).mean()
     perceptual = loss_fn(img, x).mean()
-    reg = (params["w"] - G.mapping.w_avg).flatten(1).norm(dim=1).mean()
+    reg = (params["w"] - G.w_avg).flatten(1).norm(dim=1).mean()
     loss = 1.0 * pixel + 0.8 * perceptual + 0.003 * reg
     return loss, [pixel.item(), perceptual.item(), reg.item()]
 
@@ -96,7 +87,7 @@ def train_encoder(G, out, steps=2000, batch=32, lr=1e-3, recon_weight=1.0, seed=
         loss_fn = ReconstructionLoss("lpips:1" if _has_lpips() else "ms-ssim:1", G.device)
         step_fn = _padinv_step
         if data:
-            from ..inversion.files import list_inputs
+            from ..inputs import list_inputs
             files = list_inputs([data])
     t0 = time.time()
     bar = tqdm(range(start, steps), desc="train encoder", unit="step", disable=not progress,
@@ -134,34 +125,3 @@ def train_encoder(G, out, steps=2000, batch=32, lr=1e-3, recon_weight=1.0, seed=
 def _has_lpips():
     from .. import weights
     return weights.find("vgg16") is not None and weights.find("lpips-vgg") is not None
-
-
-def save_encoder(E: LatentEncoder, out, info: dict):
-    out = Path(out)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in E.state_dict().items()}
-    atomic_write(out.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp))
-    kind = "padinv" if isinstance(E, PadInvEncoder) else "latent"
-    atomic_write_text(out.with_suffix(".json"), json.dumps(
-        {"format": "ganprior-encoder", "kind": kind, "config": E.config, "training": info},
-        indent=1) + "\n")
-
-
-ZOO_ENCODERS = Path(__file__).resolve().parent.parent / "zoo" / "encoders"
-
-
-def zoo_encoder(model_name: str) -> Path | None:
-    """The shipped encoder of a zoo model (e.g. dcgan-digiface64), if there is one."""
-    path = ZOO_ENCODERS / model_name
-    return path if path.with_suffix(".json").exists() else None
-
-
-def load_encoder(path, device="cpu") -> tuple[torch.nn.Module, dict]:
-    path = Path(path)
-    cfg_path, w_path = path.with_suffix(".json"), path.with_suffix(".safetensors")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-        E = (PadInvEncoder if cfg.get("kind") == "padinv" else LatentEncoder)(**cfg["config"])
-        E.load_state_dict(load_file(w_path))
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: not a usable encoder ({e})")
-    return E.eval().requires_grad_(False).to(device), cfg

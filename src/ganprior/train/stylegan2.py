@@ -91,6 +91,37 @@ def resolve_config(cfg: str, resolution: int, gpus: int = 1, c_dim: int = 0, aug
 
 # --- loss terms (plain functions: tested against hand-computed values) -------------------------
 
+def lazy_adam_settings(lr: float, betas: tuple, interval: int | None) -> tuple[float, tuple]:
+    """Adam's (lr, betas) for a network regularised every `interval` minibatches (NVIDIA's
+    lazy-regularisation correction): it takes interval + 1 optimiser steps per interval
+    minibatches, so c = interval / (interval + 1) and (lr * c, beta ** c) keep the per-minibatch
+    step size and moment half-lives. `interval` None (no lazy regularisation): unchanged."""
+    if interval is None:
+        return lr, tuple(betas)
+    c = interval / (interval + 1)
+    return lr * c, tuple(b ** c for b in betas)
+
+
+def ema_beta(batch: int, ema_kimg: float, rampup: float | None, cur_nimg: int) -> float:
+    """G_ema's decay for one minibatch: half-life `ema_kimg` thousand images, shortened during
+    ramp-up to `rampup` x the images seen so far (0 at the start: G_ema = G)."""
+    ema_nimg = ema_kimg * 1000
+    if rampup is not None:
+        ema_nimg = min(ema_nimg, cur_nimg * rampup)
+    return 0.5 ** (batch / max(ema_nimg, 1e-8))
+
+
+def r1_loss(penalty: torch.Tensor, gamma: float, interval: int) -> torch.Tensor:
+    """The lazy R1 term: mean penalty x gamma / 2, x interval (it runs every interval-th
+    minibatch, so its gradient is scaled to weigh as much as an every-minibatch R1)."""
+    return penalty.mean() * (gamma / 2) * interval
+
+
+def pl_loss(penalty: torch.Tensor, pl_weight: float, interval: int) -> torch.Tensor:
+    """The lazy path-length term: mean penalty x pl_weight x interval (as r1_loss)."""
+    return penalty.mean() * pl_weight * interval
+
+
 def r1_penalty(D, real, c):
     """Per-sample ||grad_x D(x)||^2 on real images (to be scaled by gamma / 2)."""
     real = real.detach().requires_grad_(True)
@@ -157,9 +188,8 @@ class Trainer:
         self.opts = {}
         for name, net, interval in (("G", self.G, spec["G_reg_interval"]),
                                     ("D", self.D, spec["D_reg_interval"])):
-            ratio = interval / (interval + 1)  # lazy regularisation correction
-            self.opts[name] = torch.optim.Adam(net.parameters(), lr=spec["lrate"] * ratio,
-                                               betas=(0.0, 0.99 ** ratio), eps=1e-8)
+            lr, betas = lazy_adam_settings(spec["lrate"], (0.0, 0.99), interval)
+            self.opts[name] = torch.optim.Adam(net.parameters(), lr=lr, betas=betas, eps=1e-8)
         from .augment import AugmentPipe
         self.augment = AugmentPipe(target=spec.get("ada_target", 0.6)) if spec.get("aug") == "ada" else None
         self.n_holdout = holdout_size(len(dataset))
@@ -250,7 +280,7 @@ class Trainer:
             img, ws = run_generator(G, z, c, s["mixing"])
             pen, self.pl_mean = path_length_penalty(img, ws, self.pl_mean, s["pl_decay"])
             logs["pl_penalty"] = pen.mean().item()
-            self._apply("G", G, pen.mean() * s["pl_weight"] * s["G_reg_interval"])
+            self._apply("G", G, pl_loss(pen, s["pl_weight"], s["G_reg_interval"]))
 
         G.requires_grad_(False)
         D.requires_grad_(True)
@@ -263,7 +293,7 @@ class Trainer:
         if s["gamma"] > 0 and self.step % s["D_reg_interval"] == 0:
             pen = r1_penalty(self.d_real, real, real_c)
             logs["r1_penalty"] = pen.mean().item()
-            self._apply("D", D, pen.mean() * (s["gamma"] / 2) * s["D_reg_interval"])
+            self._apply("D", D, r1_loss(pen, s["gamma"], s["D_reg_interval"]))
         D.requires_grad_(False)
 
         if self.augment is not None:
@@ -276,10 +306,7 @@ class Trainer:
 
     @torch.no_grad()
     def update_ema(self):
-        ema_nimg = self.spec["ema"] * 1000
-        if self.spec["ramp"] is not None:
-            ema_nimg = min(ema_nimg, self.nimg * self.spec["ramp"])
-        beta = 0.5 ** (self.spec["mb"] / max(ema_nimg, 1e-8))
+        beta = ema_beta(self.spec["mb"], self.spec["ema"], self.spec["ramp"], self.nimg)
         for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
             p_ema.copy_(p.lerp(p_ema, beta))
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):

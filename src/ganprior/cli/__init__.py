@@ -1,0 +1,36 @@
+"""`ganprior` command line: a thin shell over the library.
+
+Every command takes `--model` as a zoo name (see `ganprior models`) or a checkpoint file
+(NVIDIA .pkl, rosinality .pt, ganprior .safetensors + .json). Errors print one line and exit 1.
+"""
+# One module per command group (models, generate, convert, invert, train, metrics, weights,
+# data, demo); this file only builds `app` and registers the commands, in the order `--help`
+# lists them. The modules import the library lazily inside each command, so `--help` is fast.
+from __future__ import annotations
+
+import typer
+
+from . import convert, data, demo, generate, invert, metrics, models, train, weights
+from .common import OneLineUsageErrors
+
+app = typer.Typer(cls=OneLineUsageErrors, help=__doc__, no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+app.command()(models.models)
+app.command()(models.info)
+app.command()(generate.generate)
+app.command()(generate.mix)
+app.command()(convert.convert)
+app.command()(invert.invert)
+app.command("analyze-layers")(invert.analyze_layers)
+app.command("train-encoder")(train.train_encoder_cmd)
+app.command()(metrics.metrics)
+app.command()(metrics.fid)
+app.add_typer(weights.weights_app, name="weights")
+app.add_typer(train.train_app, name="train")
+app.add_typer(data.data_app, name="data")
+app.command()(demo.demo)
+
+
+def main():  # pragma: no cover
+    app()

@@ -1,0 +1,97 @@
+"""What every command module shares: the console, the common options, one-line errors, loading."""
+from __future__ import annotations
+
+import functools
+import sys
+
+import typer
+import typer.core
+from rich.console import Console
+
+try:  # typer >= 0.22 vendors click as typer._click; older versions raise click's own classes
+    from typer._click import echo
+    from typer._click import exceptions as click_errors
+    from typer.exceptions import Abort
+except ImportError:  # pragma: no cover
+    from click import echo
+    from click import exceptions as click_errors
+    from click.exceptions import Abort
+
+from ..errors import GanpriorError
+
+console = Console()
+
+
+def _check_noise_mode(value: str):
+    if value not in ("const", "random", "none"):
+        raise ValueError(f"--noise-mode must be const, random or none, not {value!r}")
+
+
+ModelOpt = typer.Option("dcgan-digiface64", "--model", "-m",
+                        help="Zoo name (see `ganprior models`) or checkpoint path.")
+StyleModelOpt = typer.Option(None, "--model", "-m", show_default=False,
+                             help="Zoo name (see `ganprior models`) or checkpoint path "
+                                  "[default: stylegan2-digiface64 for W-space work (mixing; "
+                                  "invert --method w, w+, padinv), else dcgan-digiface64].")
+DeviceOpt = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps.")
+NoiseOpt = typer.Option("const", "--noise-mode",
+                        help="StyleGAN2 per-pixel noise: const (reproducible) | random | none.")
+TruncOpt = typer.Option(1.0, "--trunc", help="Truncation psi: 1 = none, <1 = closer to average.")
+CutoffOpt = typer.Option(None, "--trunc-cutoff",
+                         help="Truncate only the first N ws (StyleGAN2); default all.")
+ClassOpt = typer.Option(None, "--class", help="Class index for conditional models.")
+
+
+def _fail(msg: str):
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(1)
+
+
+def user_errors(fn):
+    """Turn the errors a user can cause into one line on stderr and exit code 1."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (GanpriorError, ValueError, FileNotFoundError, PermissionError) as e:
+            _fail(str(e))
+        except OSError as e:  # full disk, read-only folder, --out that is a file, ...
+            _fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
+        except (RecursionError, MemoryError):
+            _fail("input too large or too deeply nested")
+        except KeyboardInterrupt:
+            _fail("interrupted")
+    return wrapper
+
+
+class OneLineUsageErrors(typer.core.TyperGroup):
+    """Usage errors (unknown option, missing argument, bad value) as one `error:` line on
+    stderr and exit status 2, instead of click's multi-line box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as e:  # `ganprior` alone: the help, status 2
+            text = e.ctx.get_help() if e.ctx else e.format_message()  # typer prints rich help
+            if text:
+                echo(text)
+            sys.exit(2)
+        except click_errors.UsageError as e:
+            where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+            echo(f"error: {e.format_message()}{where}", err=True)
+            sys.exit(2)
+        except Abort:
+            echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _default_model(needs_w: bool) -> str:
+    from ..checkpoints.zoo import default_model
+    return default_model(needs_w)
+
+
+def _load(model: str, device: str):
+    from ..checkpoints import load_networks
+    from ..device import pick_device
+    return load_networks(model, pick_device(device))

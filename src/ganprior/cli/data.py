@@ -1,0 +1,58 @@
+"""`ganprior data sample|info`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import validate
+from .common import DeviceOpt, ModelOpt, TruncOpt, _load, console, user_errors
+
+
+data_app = typer.Typer(help="Training data: build datasets, inspect them.", no_args_is_help=True)
+
+
+@data_app.command("sample")
+@user_errors
+def data_sample(
+    model: str = ModelOpt,
+    n: int = typer.Option(50000, min=1, help="Number of images."),
+    out: Path = typer.Option(Path("out/data/faces.zip"), help="Output .zip (dataset_tool layout)."),
+    trunc: float = TruncOpt,
+    seed_start: int = typer.Option(0, help="Image i uses seed seed_start + i."),
+    batch: int = typer.Option(64, min=1),
+    device: str = DeviceOpt,
+):
+    """Build a training set from a teacher generator: OUT.zip with 00000/img00000000.png ...
+    and dataset.json (written atomically: a killed run leaves no half zip)."""
+    from ..data.sample import sample_dataset
+    validate.integer(n, "--n", 1, validate.MAX_SEED)
+    validate.integer(seed_start, "--seed-start", 0, validate.MAX_SEED - n + 1)
+    validate.integer(batch, "--batch", 1, validate.MAX_BATCH)
+    validate.finite(trunc, "--trunc")
+    validate.out_file(out)
+    validate.device(device)
+    G = _load(model, device)["G"]
+    path = sample_dataset(G, n, out, batch=batch, truncation_psi=trunc, seed_start=seed_start)
+    console.print(f"wrote {n} images to {path}")
+
+
+@data_app.command("info")
+@user_errors
+def data_info(path: Path = typer.Argument(..., help="Dataset folder or .zip."),
+              resolution: int = typer.Option(64, help="Training resolution to check at.")):
+    """Count images, check labels, check every image's header (format, size limits; the bad
+    ones are listed) and read the first image at the training resolution."""
+    from ..data import ImageDataset
+    validate.integer(resolution, "--resolution", 8, 8192)
+    ds = ImageDataset(path, resolution)
+    bad = ds.problems()
+    for name, why in bad:
+        console.print(f"bad: {name}: {why}", markup=False, highlight=False)
+    if bad:
+        name, why = bad[0]
+        raise ValueError(f"{path}: {len(bad)} of {len(ds)} images cannot be used "
+                         f"({name}: {why}{'; all listed above' if len(bad) > 1 else ''})")
+    img, c = ds[0]
+    console.print(f"{path}: {len(ds)} images, {ds.c_dim} classes, first image "
+                  f"{tuple(img.shape)} in [{img.min():.2f}, {img.max():.2f}]")

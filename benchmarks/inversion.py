@@ -126,13 +126,15 @@ def render(results, methods, args, figures, has_encoder):
     command = "python benchmarks/inversion.py"
     if args.model != "dcgan-digiface64":
         command += f" --model {args.model}"
+    encoder = ""
     if has_encoder:
-        command = (f"ganprior train-encoder --model {args.model} --steps 1500 --out "
-                   f"{os.path.relpath(args.encoder, ROOT)}`, then `{command}")
+        command += f" --encoder {os.path.relpath(args.encoder, ROOT)}"
+        encoder = (f" Encoder rows: `{os.path.relpath(args.encoder, ROOT)}`, trained by "
+                   f"`ganprior train-encoder --model {args.model} --steps 1500`.")
     lines = [f"Measured {when} on {os.cpu_count()} CPU cores, torch {torch.__version__}, 2 threads. "
              f"Model `{args.model}`; {args.steps} Adam steps (lr {args.lr}) for every optimising "
-             "method, plain MSE loss, seed 0, all images of a set in one batch (each image is "
-             f"optimised independently). Command: `{command}`.", "",
+             "method, plain MSE loss, all images of a set in one batch, image i starting from "
+             f"seed i (each image is optimised independently).{encoder} Command: `{command}`.", "",
              "| method | in-domain PSNR | in-domain SSIM | real photos PSNR | real photos SSIM | s / image |",
              "|---|---|---|---|---|---|"]
     for label, _ in methods:

@@ -1,7 +1,8 @@
 """`ganprior` command line: a thin shell over the library.
 
 Every command takes `--model` as a zoo name (see `ganprior models`) or a checkpoint file
-(NVIDIA .pkl, rosinality .pt, ganprior .safetensors + .json). Errors print one line and exit 1.
+(NVIDIA .pkl, rosinality .pt, ganprior .safetensors + .json). Errors print one `error:` line
+and exit 1; usage errors (unknown option, missing argument) print one `error:` line and exit 2.
 """
 # One module per command group (models, generate, convert, invert, train, metrics, weights,
 # data, demo); this file only builds `app` and registers the commands, in the order `--help`

@@ -213,8 +213,8 @@ def test_session_step_state_restore_stop(sg2):
     assert (now["params"]["w"] - first["params"]["w"]).abs().max() > 0
     s.restore(first["params"])  # undo
     torch.testing.assert_close(s.state()["params"]["w"], first["params"]["w"], atol=0, rtol=0)
-    with pytest.raises(ValueError, match="restore needs w, got z"):
-        s.restore({"z": torch.zeros(2, 16)})
+    with pytest.raises(ValueError, match="restore needs w, got z, alpha"):
+        s.restore({"z": torch.zeros(2, 16), "alpha": torch.zeros(2)})
     with pytest.raises(ValueError, match=r"parameter 'w' is \(1, 8, 24\), expected \(2, 8, 24\)"):
         s.restore({"w": first["params"]["w"][:1]})
     s.stop()
@@ -239,6 +239,9 @@ def test_settings_are_checked_up_front(sg2):
 
 
 def test_padinv_maps_the_first_four_resolutions_and_its_constant_acts(sg2):
+    big = small_stylegan2(res=64)  # five resolutions: the default takes the first four
+    pads = make_method("padinv").init(big, torch.zeros(1, 3, 64, 64), rngs([0]))
+    assert sorted(k for k in pads if k.startswith("pad")) == ["pad16", "pad32", "pad4", "pad8"]
     m = make_method("padinv")
     p = m.init(sg2, targets_of(sg2, 1), rngs([0]))
     assert sorted(k for k in p if k.startswith("pad")) == ["pad16", "pad32", "pad4", "pad8"]

@@ -34,6 +34,14 @@ def setup(tmp_path_factory):
     return root, root / "g.safetensors"
 
 
+def copy_inputs(root, folder, n=2, prefix="img"):
+    """The first n test images in a new folder, as PREFIX0.png ..."""
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"{prefix}{i}.png").write_bytes((root / "in" / f"img{i}.png").read_bytes())
+    return folder
+
+
 def invoke(*args):
     r = runner.invoke(app, [str(a) for a in args])
     assert r.exit_code == 0, r.output + repr(r.exception)
@@ -131,10 +139,7 @@ def test_analyze_layers(setup, tmp_path):
 
 def test_out_may_not_be_or_overwrite_an_input(setup, tmp_path):
     root, model = setup
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(2):
-        (photos / f"p{i}.png").write_bytes((root / "in" / f"img{i}.png").read_bytes())
+    photos = copy_inputs(root, tmp_path / "photos", prefix="p")
     before = {p.name: p.read_bytes() for p in photos.iterdir()}
     (tmp_path / "link").symlink_to(photos)  # the same folder under another name
     cases = [(photos, photos, "holds input images"),
@@ -186,10 +191,7 @@ def test_seeds_follow_the_input_list_not_the_batch(setup, tmp_path):
 
 def test_a_bad_file_in_a_folder_does_not_stop_the_others(setup, tmp_path):
     root, model = setup
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(2):
-        (folder / f"img{i}.png").write_bytes((root / "in" / f"img{i}.png").read_bytes())
+    folder = copy_inputs(root, tmp_path / "in")
     (folder / "broken.png").write_bytes(b"not a png")
     r = runner.invoke(app, ["invert", str(folder), "--model", str(model), "--method", "z",
                             "--steps", "1", "--loss", "mse", "--out", str(tmp_path / "o")])
@@ -203,9 +205,7 @@ def test_a_bad_file_in_a_folder_does_not_stop_the_others(setup, tmp_path):
 def test_metrics_cli_measures_the_good_pairs_and_lists_the_bad(setup, tmp_path):
     root, _ = setup
     for side in ("a", "b"):
-        (tmp_path / side).mkdir()
-        for i in range(2):
-            (tmp_path / side / f"img{i}.png").write_bytes((root / "in" / f"img{i}.png").read_bytes())
+        copy_inputs(root, tmp_path / side)
     (tmp_path / "b" / "img1.png").write_bytes(b"broken")
     r = runner.invoke(app, ["metrics", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
     assert r.exit_code == 1

@@ -1,6 +1,8 @@
 """Image conversion and files: tensors in [-1, 1] <-> uint8 pictures, PNG writing, grids."""
 from __future__ import annotations
 
+import contextlib
+
 import io
 import logging
 import warnings
@@ -163,20 +165,29 @@ def _refuse_irregular(path):
             raise ImageError(str(e))
 
 
-def check_image(path, name: str | None = None, resolution: int | None = None):
-    """Fast check without decoding the pixels: a readable header of an accepted format, a size
-    within the limits, and (PNG) intact chunk checksums. Raises ImageError like load_image."""
+@contextlib.contextmanager
+def _opened(path, label: str, resolution: int | None):
+    """The opened image, its size checked; anything that goes wrong while it is open (PIL's
+    plugins raise many types on hostile files: SyntaxError, ...) becomes one ImageError."""
     _refuse_irregular(path)
-    label = name or str(path)
     try:
         with _open(path) as im:
             _check_size(im, label, resolution)
-            im.verify()
+            yield im
     except ImageError:
         raise
-    except Exception as e:  # as in load_image: PIL's plugins raise many types
+    except MemoryError:
+        raise ImageError(f"{label}: not enough memory to decode the image")
+    except Exception as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ImageError(f"{label}: cannot read image ({msg})")
+
+
+def check_image(path, name: str | None = None, resolution: int | None = None):
+    """Fast check without decoding the pixels: a readable header of an accepted format, a size
+    within the limits, and (PNG) intact chunk checksums. Raises ImageError like load_image."""
+    with _opened(path, name or str(path), resolution) as im:
+        im.verify()
 
 
 def load_image(path, resolution: int | None = None, channels: int = 3,
@@ -191,24 +202,14 @@ def load_image(path, resolution: int | None = None, channels: int = 3,
     formats other than PNG/JPEG/BMP/WebP/TIFF, images above MAX_PIXELS or below MIN_SIDE px,
     and (when resizing) aspect ratios above MAX_ASPECT.
     """
-    _refuse_irregular(path)
     label = name or str(path)
-    try:
-        with _open(path) as im:
-            _check_size(im, label, resolution)
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            im = _to_srgb(im, label)
-            if resolution is not None:
-                im = _centre_square(im, resolution, label, quiet)
-            planes = _to_unit(im, label)
-    except ImageError:
-        raise
-    except MemoryError:
-        raise ImageError(f"{label}: not enough memory to decode the image")
-    except Exception as e:  # PIL's plugins raise many types on hostile files (SyntaxError, ...)
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ImageError(f"{label}: cannot read image ({msg})")
+    with _opened(path, label, resolution) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        im = _to_srgb(im, label)
+        if resolution is not None:
+            im = _centre_square(im, resolution, label, quiet)
+        planes = _to_unit(im, label)
     if resolution is not None and planes[0].size != (resolution, resolution):
         planes = [p.resize((resolution, resolution), Image.LANCZOS) for p in planes]
     if channels == 1 and len(planes) == 3:  # ITU-R 601 luma, as PIL's convert("L")

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..errors import CheckpointError
-from ..nets.registry import MAX_PARAMETERS, count_parameters  # one limit for every format
+from ..nets.registry import ARCHS, MAX_PARAMETERS, build  # one limit for every format
 
 MAX_OPTION = 1 << 20          # no size option of a real network (z_dim, channels, px) is larger
 
@@ -31,31 +31,20 @@ def _check_numbers(value, where: str, what: str):
             raise CheckpointError(f"{what}: option {where} = {value} is not a finite number >= 0")
 
 
-def _short(value, limit: int = 300) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + " ..."
-
-
 def build_bounded(cls, kwargs: dict, what: str, max_parameters: int = MAX_PARAMETERS):
-    """cls(**kwargs), after checking the options and counting the parameters on the meta
-    device (no memory): a 300-byte config asking for z_dim 8e6 is refused, not built."""
+    """cls(**kwargs) from a foreign file's options (NVIDIA .pkl, rosinality .pt), after the
+    registry's checks (known keys, sizes, parameters counted on the meta device): a 300-byte
+    config asking for z_dim 8e6 is refused, not built."""
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise CheckpointError(f"{what}: network options are not a dict of names")
     _check_numbers(kwargs, "", what)
-    errors = (TypeError, ValueError, AssertionError, RuntimeError, ZeroDivisionError,
-              OverflowError, KeyError, IndexError)
+    # then the registry's checks, the same as for native files: known keys, sizes, and the
+    # parameter count on the meta device
+    role, arch = next(key for key, c in ARCHS.items() if c is cls)
     try:
-        count = count_parameters(cls, kwargs)
-    except errors as e:
-        raise CheckpointError(f"{what}: unsupported network options {_short(kwargs)} "
-                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
-    if count > max_parameters:
-        raise CheckpointError(f"{what}: the network would have {count:,} parameters "
-                              f"(limit {max_parameters:,}); refusing to build it")
-    try:
-        return cls(**kwargs)
-    except errors as e:
-        raise CheckpointError(f"{what}: unsupported network options ({type(e).__name__}: {e})")
+        return build(arch, kwargs, role, what, max_parameters)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def _check_values(state: dict, own: dict, what: str):

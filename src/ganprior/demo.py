@@ -76,7 +76,8 @@ def _demo_targets(G):
         from skimage import data
         with tempfile.TemporaryDirectory() as tmp:
             Image.fromarray(data.astronaut()[0:220, 120:340]).save(f"{tmp}/a.png")
-            imgs.append(load_image(f"{tmp}/a.png", G.img_resolution))
+            # quiet: the resize notice would name a temporary file the user never sees
+            imgs.append(load_image(f"{tmp}/a.png", G.img_resolution, quiet=True))
             names.append("real photo (astronaut)")
     except ImportError:
         pass

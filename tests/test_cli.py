@@ -74,7 +74,8 @@ def test_mix_grid(tmp_path, sg2_file):
     run("mix", "--model", path, "--rows", "1,2", "--cols", "3,4", "--layers", "0-3", "--out", tmp_path / "m")
     grid = np.asarray(Image.open(tmp_path / "m" / "mix.png"))
     r = G.img_resolution
-    assert grid.shape[0] == 3 * (r + 2) + 2 and grid.shape[1] == 3 * (r + 2) + 2
+    from ganprior.plots import label_height  # labelled: column labels on top, row labels left
+    assert grid.shape[0] == 3 * (r + 2) + 2 + label_height() and grid.shape[1] > 3 * (r + 2) + 2
     a = np.asarray(Image.open(tmp_path / "m" / "1-3.png")).astype(int)
     b = np.asarray(Image.open(tmp_path / "m" / "1-4.png")).astype(int)
     assert np.abs(a - b).mean() > 1  # different column sources give different images
@@ -117,7 +118,7 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, sg2_file, args, msg):
 
 
 def test_demo_report(tmp_path):
-    run("demo", "--out", tmp_path / "demo", "--device", "cpu")
+    run("demo", "--out", tmp_path / "demo", "--device", "cpu", "--quick")
     page = (tmp_path / "demo" / "index.html").read_text()
     assert "dcgan-digiface64_seeds0-31.png" in page
     img = np.asarray(Image.open(tmp_path / "demo" / "dcgan-digiface64_seeds0-31.png"))
@@ -125,5 +126,11 @@ def test_demo_report(tmp_path):
     # inversion: 2 targets x 4 methods on the DCGAN, and on the StyleGAN2 model when shipped
     from ganprior.checkpoints.zoo import DEFAULT_STYLE_MODEL, zoo_entries
     tables = 2 if DEFAULT_STYLE_MODEL in zoo_entries() else 1
-    assert "GAN inversion" in page and page.count(" dB, ") == 8 * tables
+    inversion = page[page.index("GAN inversion"):page.index("Restoration with")]
+    assert inversion.count(" dB, ") == 8 * tables
+    # restoration: 4 tasks x 2 targets x (baseline, fixed G, tuned G), each scored
+    restoration = page[page.index("Restoration with"):page.index("Semantic editing")]
+    assert restoration.count(" dB, ") == 24
+    assert (tmp_path / "demo" / "restore" / "inpaint" / "2" / "target1_tuned.safetensors").exists()
+    assert (tmp_path / "demo" / "edit_stylegan2-digiface64.png").exists()
     assert (tmp_path / "demo" / "invert_dcgan-digiface64_1_3.png").exists()

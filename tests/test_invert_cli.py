@@ -134,7 +134,8 @@ def test_analyze_layers(setup, tmp_path):
     for svg in ("analysis.svg", "analysis_codes.svg"):
         assert ET.parse(tmp_path / svg).getroot().tag.endswith("svg")
     assert "| codes | b8 | 2 |" in (tmp_path / "analysis.md").read_text()
-    assert Image.open(tmp_path / "grid.png").size[1] == 6 * 34 + 2  # targets + 5 runs
+    from ganprior.plots import label_height  # targets + 5 runs, file names on top
+    assert Image.open(tmp_path / "grid.png").size[1] == 6 * 34 + 2 + label_height()
 
 
 def test_out_may_not_be_or_overwrite_an_input(setup, tmp_path):

@@ -1,7 +1,8 @@
 """`make demo`: the end-to-end showcase on the embedded models, written as an HTML report.
 
-Each section is a function (out_dir, device) -> HTML fragment; later features append theirs to
-SECTIONS. Images are written next to index.html and referenced relatively.
+Each section is a function (out_dir, device, quick) -> HTML fragment; later features append
+theirs to SECTIONS. `quick` cuts the optimisation budgets to a smoke test (`demo --quick`).
+Images are written next to index.html and referenced relatively.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .checkpoints import load_networks, zoo_entries
@@ -25,7 +27,7 @@ def _img(path: Path, out: Path, caption: str, width: int | None = None) -> str:
             f'style="image-rendering:pixelated"><figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
-def section_models(out: Path, device) -> str:
+def section_models(out: Path, device, quick: bool = False) -> str:
     rows = []
     for e in zoo_entries().values():
         rows.append(f"<tr><td>{e.name}</td><td>{e.arch}</td><td>{e.resolution}</td>"
@@ -35,7 +37,7 @@ def section_models(out: Path, device) -> str:
             "<th>latent spaces</th><th>status</th><th>source</th></tr>" + "".join(rows) + "</table>")
 
 
-def section_generate(out: Path, device) -> str:
+def section_generate(out: Path, device, quick: bool = False) -> str:
     parts = ["<h2>Generation from seeds</h2><p>Seeds map to z as in NVIDIA's generate.py; "
              "images are quantised the same way (x&middot;127.5+128).</p>"]
     for name, entry in zoo_entries().items():
@@ -103,12 +105,12 @@ def _inversion_table(out: Path, name: str, methods: list, steps: int, device) ->
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def section_inversion(out: Path, device) -> str:
+def section_inversion(out: Path, device, quick: bool = False) -> str:
     from .checkpoints.zoo import DEFAULT_STYLE_MODEL
     from .inversion import make_method
     from .nets.encoder_files import load_encoder, zoo_encoder
 
-    name, steps = "dcgan-digiface64", 200
+    name, steps = "dcgan-digiface64", 20 if quick else 200
     methods = [("(a) single z", make_method("z"))]
     if zoo_encoder(name):
         E = load_encoder(zoo_encoder(name))[0]
@@ -130,18 +132,108 @@ def section_inversion(out: Path, device) -> str:
     return "\n".join(parts)
 
 
-SECTIONS = [section_models, section_generate, section_inversion]
+def section_restoration(out: Path, device, quick: bool = False) -> str:
+    """Every task on an in-domain image and the real photo, degraded here (--simulate): the
+    classical baseline, the GAN prior with G fixed (w+) and with G tuned (w+ then PTI)."""
+    import tempfile
+    import warnings
+
+    from .checkpoints.zoo import DEFAULT_STYLE_MODEL
+    from .inversion import make_method
+    from .inversion.files import invert_files
+    from .restore.tasks import Task
+
+    if DEFAULT_STYLE_MODEL not in zoo_entries():
+        return ""
+    nets = load_networks(DEFAULT_STYLE_MODEL, device)
+    G, (steps, tune_steps) = nets["G"], (10, 5) if quick else (100, 60)
+    names, targets = _demo_targets(G)
+    setups = [("colorize", {}, "gray"), ("super-resolve", {"factor": 8}, "bicubic"),
+              ("inpaint", {"center_crop": 24}, "biharmonic"),
+              ("denoise", {"noise": "gaussian", "sigma": 0.1}, "nlm")]
+    runs = [("baseline", None), ("GAN prior, G fixed (w+)", None),
+            ("GAN prior + PTI tuning", {"kind": "pti", "steps": tune_steps})]
+    head = ("<tr><th>task</th><th>clean</th><th>input</th>"
+            + "".join(f"<th>{html.escape(r)}</th>" for r, _ in runs) + "</tr>")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="--loss auto")
+        files = [save_image(to_uint8(targets[i:i + 1])[0], Path(tmp) / f"target{i}.png")
+                 for i in range(len(names))]
+        for task_name, options, baseline in setups:
+            for i, (tname, f) in enumerate(zip(names, files)):
+                clean = save_image(to_uint8(targets[i:i + 1])[0],
+                                   out / f"restore_{task_name}_{i}_clean.png")
+                cells = [f"<td>{task_name}<br>{html.escape(tname)}</td>",
+                         f"<td>{_img(clean, out, 'clean', width=128)}</td>"]
+                for k, (label, tune) in enumerate(runs):
+                    folder = out / "restore" / task_name / str(k)
+                    task = Task(task_name, dict(options), simulate=True,
+                                baseline=baseline if k == 0 else None)
+                    rec = invert_files(G, [f], folder, lambda: make_method("w+"), steps=steps,
+                                       seed=i, task=task, tune=tune, progress=False,
+                                       force=True).records[0]
+                    if k == 0:
+                        cells.append(f"<td>{_img(folder / f'{f.stem}_observed.png', out, 'observed', width=128)}</td>")
+                    caption = f"{rec['psnr']:.2f} dB, {rec['seconds']:.1f} s"
+                    cells.append(f"<td>{_img(folder / f'{f.stem}.png', out, caption, width=128)}</td>")
+                rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (f"<h2>Restoration with the GAN prior ({DEFAULT_STYLE_MODEL})</h2><p>Each clean "
+            "image is degraded here (colorization; x8 super-resolution from 8 px; a 24 px "
+            "centre hole; Gaussian noise sigma 0.1), then restored by the classical baseline, "
+            f"by a w+ inversion through the degradation ({steps} steps, G fixed) and by the "
+            f"same inversion followed by PTI generator tuning ({tune_steps} steps). PSNR "
+            "against the clean image. The full comparison (mGANprior, PadInv, DGP, equal "
+            "time) is in BENCHMARKS.md.</p>"
+            f"<table>{head}{''.join(rows)}</table>")
+
+
+def section_editing(out: Path, device, quick: bool = False) -> str:
+    """The shipped attribute directions of each zoo model, applied to one seed."""
+    from .editing.directions import edit_frames, find_direction, shipped_directions
+    from .inversion.methods import LatentW, LatentZ
+
+    parts = ["<h2>Semantic editing</h2><p>InterFaceGAN directions of attributes measured "
+             "from pixels (the embedded models have no labels; docs/editing.md), and SeFa's "
+             "first closed-form direction; strength -3..3, the original in the centre.</p>"]
+    strengths = [-3, -2, -1, 0, 1, 2, 3]
+    for name, entry in zoo_entries().items():
+        if entry.availability() != "ok":
+            continue
+        G = load_networks(name, device)["G"]
+        z = G.z_from_seed(7)
+        if "w" in G.latent_spaces:
+            method, method_name, params = LatentW(plus=True), "w+", {"w": G.z_to_w(z)}
+        else:
+            method, method_name, params = LatentZ(), "z", {"z": z}
+        strips = []
+        for d_name in [n for n in ("brightness", "warmth", "asymmetry", "contrast", "sefa0")
+                       if n in shipped_directions(G)]:
+            images, _ = edit_frames(G, method, method_name, params, find_direction(d_name, G),
+                                    strengths)
+            strips.append((d_name, images))
+        if not strips:
+            continue
+        picture = grid(np.concatenate([to_uint8(img) for _, img in strips]), cols=len(strengths))
+        path = save_image(picture, out / f"edit_{name}.png")
+        rows = ", ".join(n for n, _ in strips)
+        parts.append(_img(path, out, f"{name}, seed 7; rows: {rows}", width=2 * picture.shape[1]))
+    return "\n".join(parts)
+
+
+SECTIONS = [section_models, section_generate, section_inversion, section_restoration,
+            section_editing]
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
 figure{display:inline-block;margin:8px}figcaption{font-size:90%;color:#555}"""
 
 
-def run_demo(out: Path, device=torch.device("cpu")) -> Path:
+def run_demo(out: Path, device=torch.device("cpu"), quick: bool = False) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    body = [section(out, device) for section in SECTIONS]
+    body = [section(out, device, quick) for section in SECTIONS]
     footer = (f"<hr><p>Generated {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()} "
               f"({device}, torch {torch.__version__}, {torch.get_num_threads()} threads) in "
               f"{time.time() - t0:.1f} s.</p>")

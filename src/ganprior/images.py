@@ -43,8 +43,36 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     return quantize_8bit(img).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def save_image(arr: np.ndarray, path) -> Path:
-    """Write an [H, W, C] uint8 array as PNG, atomically (temp file + rename)."""
+def to_picture(image) -> np.ndarray:
+    """One image as an [H, W, C] (or [H, W]) uint8 array, from any of the forms `save_image`
+    takes: a tensor in [-1, 1] ([C, H, W] or [1, C, H, W]; quantised as `quantize_8bit`), a
+    uint8 array ([H, W, C] or [H, W]) or a PIL image."""
+    if isinstance(image, Image.Image):
+        if image.mode not in ("L", "RGB", "RGBA"):
+            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+        return np.asarray(image)
+    if isinstance(image, torch.Tensor):
+        if image.ndim == 3:
+            image = image[None]
+        if image.ndim != 4 or image.shape[0] != 1:
+            raise ValueError(f"save_image writes one image: a tensor [C, H, W] or [1, C, H, W], "
+                             f"not {list(image.shape)} (save a batch image by image, or grid())")
+        return to_uint8(image)[0]
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+        raise ValueError(f"save_image takes a uint8 array [H, W, C] or [H, W], a tensor in "
+                         f"[-1, 1] or a PIL image, not a {arr.dtype} array of shape {arr.shape}")
+    return arr
+
+
+def save_image(image, path) -> Path:
+    """Write one image as PNG, atomically (temp file + rename); returns the path.
+
+    `image` is a tensor in [-1, 1] ([C, H, W] or [1, C, H, W], as `load_image` returns and
+    generators produce), a uint8 array [H, W, C] / [H, W], or a PIL image. 8-bit content
+    survives `save_image(load_image(p), q)` exactly.
+    """
+    arr = to_picture(image)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     return atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
@@ -191,9 +219,11 @@ def check_image(path, name: str | None = None, resolution: int | None = None):
 
 
 def load_image(path, resolution: int | None = None, channels: int = 3,
-               name: str | None = None, quiet: bool = False) -> torch.Tensor:
-    """Read an image (a path, or a binary file object such as a zip member) as [1, C, H, W]
-    in [-1, 1], optionally centre-cropped and resized (with a notice unless `quiet`).
+               name: str | None = None, quiet: bool = False, as_pil: bool = False):
+    """Read an image (a path, a binary file object such as a zip member, or a PIL image) as
+    [1, C, H, W] in [-1, 1], optionally centre-cropped and resized (with a notice unless
+    `quiet`). With `as_pil=True` the result is an 8-bit PIL image instead (RGB, or L for
+    `channels=1`), quantised as `save_image` does, so the two are inverse on 8-bit content.
 
     Decoding rules (docs/inputs.md): EXIF orientation applied; ICC profiles converted to sRGB;
     alpha composited onto white; 16-bit scaled by 65535, float images taken as [0, 1] (NaN
@@ -202,14 +232,15 @@ def load_image(path, resolution: int | None = None, channels: int = 3,
     formats other than PNG/JPEG/BMP/WebP/TIFF, images above MAX_PIXELS or below MIN_SIDE px,
     and (when resizing) aspect ratios above MAX_ASPECT.
     """
-    label = name or str(path)
-    with _opened(path, label, resolution) as im:
-        im.load()
-        im = ImageOps.exif_transpose(im)
-        im = _to_srgb(im, label)
-        if resolution is not None:
-            im = _centre_square(im, resolution, label, quiet)
-        planes = _to_unit(im, label)
+    if isinstance(path, Image.Image):  # already decoded: the same rules, no file checks
+        label = name or "image"
+        _check_size(path, label, resolution)
+        planes = _decoded_planes(path, label, resolution, quiet)
+    else:
+        label = name or str(path)
+        with _opened(path, label, resolution) as im:
+            im.load()
+            planes = _decoded_planes(im, label, resolution, quiet)
     if resolution is not None and planes[0].size != (resolution, resolution):
         planes = [p.resize((resolution, resolution), Image.LANCZOS) for p in planes]
     if channels == 1 and len(planes) == 3:  # ITU-R 601 luma, as PIL's convert("L")
@@ -219,4 +250,14 @@ def load_image(path, resolution: int | None = None, channels: int = 3,
         a = np.stack([np.asarray(p) for p in planes] * (3 if channels == 3 and len(planes) == 1
                                                         else 1))
     x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
-    return x.clamp(0, 1) * 2 - 1
+    x = x.clamp(0, 1) * 2 - 1
+    return Image.fromarray(to_picture(x).squeeze(-1) if channels == 1 else to_picture(x)) if as_pil else x
+
+
+def _decoded_planes(im, label: str, resolution, quiet: bool) -> list:
+    """EXIF orientation, sRGB, centre square, then the [0, 1] planes (see load_image)."""
+    im = ImageOps.exif_transpose(im)
+    im = _to_srgb(im, label)
+    if resolution is not None:
+        im = _centre_square(im, resolution, label, quiet)
+    return _to_unit(im, label)

@@ -49,9 +49,17 @@ def detect_format(path) -> str:
                           "rosinality .pt or a ganprior .safetensors + .json)")
 
 
-def load_networks(spec, device="cpu") -> dict:
-    """{'G': generator, 'D': discriminator (when the file has one), 'meta': provenance}."""
+def load_networks(spec, device="auto") -> dict:
+    """Load a model: {'G': generator, 'D': discriminator (when the file has one), 'meta':
+    provenance}.
+
+    `spec` is a zoo name (`ganprior models`) or a checkpoint file (NVIDIA .pkl, rosinality
+    .pt, ganprior .safetensors + .json; recognised by content). `device` is "auto" (CUDA, then
+    MPS, then CPU), "cpu", "cuda", "cuda:N", "mps" or a torch.device. The networks come back
+    in eval mode with gradients off. Bad files raise CheckpointError (one line).
+    """
     spec = str(spec)
+    device = _device(device)
     zoo = zoo_entries()
     if spec in zoo:
         nets = zoo[spec].load()
@@ -73,8 +81,18 @@ def load_networks(spec, device="cpu") -> dict:
     return to_device(nets, device)
 
 
-def load_generator(spec, device="cpu") -> GeneratorBase:
+def load_generator(spec, device="auto") -> GeneratorBase:
+    """The generator of `spec` (a zoo name or checkpoint file), e.g.
+    `load_generator("stylegan2-digiface64")`; see `load_networks` for `device`."""
     return load_networks(spec, device)["G"]
+
+
+def _device(device):
+    """A device name ("auto", "cpu", "cuda:1", ...) checked and resolved; torch.device as is."""
+    if isinstance(device, str):
+        from ..device import pick_device
+        return pick_device(device)
+    return device
 
 
 def save_networks(nets: dict, out, nvlabs_code=None) -> list[Path]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import typer
 
-from . import convert, data, demo, generate, invert, metrics, models, train, weights
-from .common import OneLineUsageErrors
+from . import (convert, data, demo, edit, generate, invert, metrics, models, restore, train,
+               weights)
+from .common import OneLineUsageErrors, root
 
 app = typer.Typer(cls=OneLineUsageErrors, help=__doc__, no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, callback=root,
+                  context_settings={"help_option_names": ["-h", "--help"]})
 
 app.command()(models.models)
 app.command()(models.info)
@@ -24,6 +26,12 @@ app.command()(generate.mix)
 app.command()(convert.convert)
 app.command()(invert.invert)
 app.command("analyze-layers")(invert.analyze_layers)
+app.command()(restore.colorize)
+app.command("super-resolve")(restore.super_resolve)
+app.command()(restore.inpaint)
+app.command()(restore.denoise)
+app.command()(edit.edit)
+app.add_typer(edit.directions_app, name="directions")
 app.command("train-encoder")(train.train_encoder_cmd)
 app.command()(metrics.metrics)
 app.command()(metrics.fid)

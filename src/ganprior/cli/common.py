@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
 import typer
 import typer.core
@@ -27,22 +28,51 @@ def _check_noise_mode(value: str):
         raise ValueError(f"--noise-mode must be const, random or none, not {value!r}")
 
 
-ModelOpt = typer.Option("dcgan-digiface64", "--model", "-m",
-                        help="Zoo name (see `ganprior models`) or checkpoint path.")
-StyleModelOpt = typer.Option(None, "--model", "-m", show_default=False,
+ModelOpt = typer.Option("dcgan-digiface64", "--model", "--network", "-m",
+                        help="Zoo name (see `ganprior models`) or checkpoint path "
+                             "(--network: NVIDIA's spelling).")
+StyleModelOpt = typer.Option(None, "--model", "--network", "-m", show_default=False,
                              help="Zoo name (see `ganprior models`) or checkpoint path "
-                                  "[default: stylegan2-digiface64 for W-space work (mixing; "
-                                  "invert --method w, w+, padinv), else dcgan-digiface64].")
+                                  "(--network: NVIDIA's spelling) "
+                                  "(default: stylegan2-digiface64 for W-space work: mixing, "
+                                  "editing, --method w, w+, padinv; else dcgan-digiface64).")
 DeviceOpt = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps.")
 NoiseOpt = typer.Option("const", "--noise-mode",
                         help="StyleGAN2 per-pixel noise: const (reproducible) | random | none.")
 TruncOpt = typer.Option(1.0, "--trunc", help="Truncation psi: 1 = none, <1 = closer to average.")
-CutoffOpt = typer.Option(None, "--trunc-cutoff",
-                         help="Truncate only the first N ws (StyleGAN2); default all.")
-ClassOpt = typer.Option(None, "--class", help="Class index for conditional models.")
+CutoffOpt = typer.Option(None, "--trunc-cutoff", show_default="all",
+                         help="Truncate only the first N ws (StyleGAN2).")
+ClassOpt = typer.Option(None, "--class", show_default="none",
+                        help="Class index for conditional models.")
+
+
+def OutOpt(default, help: str = "Output folder.", file: bool = False):
+    """The output option of a command: `--out`, with NVIDIA's `--outdir` as an alias.
+    `--out` names a folder everywhere; pass `file=True` (and say so in `help`) for the few
+    commands whose output is one file (docs/cli.md lists them)."""
+    kind = "file" if file else "folder"
+    return typer.Option(Path(default), "--out", "--outdir", metavar=kind.upper(),
+                        help=f"{help} (--outdir: NVIDIA's spelling.)")
+
+
+def StepsOpt(default: int, help: str = "Optimisation steps per image.", min: int = 0):
+    """`--steps`, with `--num-steps` (NVIDIA's projector) as an alias."""
+    return typer.Option(default, "--steps", "--num-steps", min=min,
+                        help=f"{help} (--num-steps: NVIDIA's spelling.)")
+
+
+def say_loss_note(loss_info: dict) -> None:
+    """Say on stderr which loss ran when `--loss auto` had to fall back (VGG16 weights
+    missing, observations too small for MS-SSIM); silent when nothing was replaced.
+    `loss_info` is a run's record (InversionResult.loss_info / ReconstructionLoss.describe())."""
+    note = (loss_info or {}).get("note")
+    if note:
+        typer.echo(f"note: --loss auto used {loss_info.get('loss', '?')}: {note}", err=True)
 
 
 def _fail(msg: str):
+    from ..progress import close_bars
+    close_bars()  # a bar left half-drawn would swallow the start of the error line
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(1)
 
@@ -95,3 +125,15 @@ def _load(model: str, device: str):
     from ..checkpoints import load_networks
     from ..device import pick_device
     return load_networks(model, pick_device(device))
+
+
+def _show_version(value: bool):
+    if value:
+        from .. import __version__
+        typer.echo(f"ganprior {__version__}")
+        raise typer.Exit()
+
+
+def root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                      help="Print the version and exit.")):
+    """The options of `ganprior` itself (before the command name)."""

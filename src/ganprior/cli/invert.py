@@ -1,12 +1,14 @@
 """`ganprior invert` and `ganprior analyze-layers`."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .common import DeviceOpt, ModelOpt, StyleModelOpt, _default_model, _load, console, user_errors
+from .common import (DeviceOpt, ModelOpt, OutOpt, StepsOpt, StyleModelOpt, _default_model, _load,
+                     console, say_loss_note, user_errors)
 
 
 @user_errors
@@ -27,7 +29,7 @@ def invert(
                                     "--schedule nvidia)."),
     noise_reg: float = typer.Option(1e5, help="w/w+ with --noise-maps: weight of the noise "
                                     "autocorrelation penalty."),
-    steps: int = typer.Option(300, min=0, help="Optimisation steps per image."),
+    steps: int = StepsOpt(300),
     lr: float = typer.Option(0.03, help="Adam learning rate."),
     loss: str = typer.Option("auto", help="auto | mse | l1 | terms joined by + with optional "
                              "weights, e.g. mse+ms-ssim:0.1 or mse+vgg:0.001."),
@@ -40,7 +42,7 @@ def invert(
     force: bool = typer.Option(False, "--force", help="Redo results in OUT that were made from "
                                "another input, model or settings (default: refuse, saying what "
                                "differs)."),
-    out: Path = typer.Option(Path("out/invert"), help="Output folder (not a folder of inputs)."),
+    out: Path = OutOpt("out/invert", help="Output folder (not a folder of inputs)."),
     device: str = DeviceOpt,
 ):
     """Invert images into the generator: OUT/STEM.png (reconstruction), OUT/STEM_compare.png,
@@ -90,10 +92,14 @@ def invert(
     if layer is not None:
         G.check_layer(layer)
     record_opts = dict(opts, encoder=str(encoder) if encoder else None, encoder_sha256=encoder_sha)
-    report = invert_files(G, inputs, out, lambda: make_method(method, **opts), steps=steps,
-                          lr=lr, loss=loss, seed=seed, batch=batch, schedule=schedule,
-                          patience=patience, force=force,
-                          options=dict(model=model, **record_opts))
+    with warnings.catch_warnings():  # the fallback is said once, below, not as a warning
+        warnings.filterwarnings("ignore", message="--loss auto")
+        report = invert_files(G, inputs, out, lambda: make_method(method, **opts), steps=steps,
+                              lr=lr, loss=loss, seed=seed, batch=batch, schedule=schedule,
+                              patience=patience, force=force,
+                              options=dict(model=model, **record_opts))
+    if report.records:
+        say_loss_note(report.records[0])
     for r in report.records:
         console.print(f"{Path(r['input']).name}: psnr {r['psnr']:.2f} dB, ssim {r['ssim']:.3f}, "
                       f"{r['seconds']:.1f} s")
@@ -111,33 +117,46 @@ def invert(
 def analyze_layers(
     inputs: list[Path] = typer.Argument(..., help="Image files and/or folders."),
     model: str = ModelOpt,
-    layers: Optional[str] = typer.Option(None, help="Composition layers to compare, e.g. "
-                                         "b4,b8,b16 (default: all split points)."),
+    blocks: Optional[str] = typer.Option(None, "--blocks", show_default="all split points",
+                                         help="Composition blocks to compare, e.g. b4,b8,b16 "
+                                              "(`ganprior info MODEL` lists them)."),
+    layers: Optional[str] = typer.Option(None, "--layers", hidden=True,
+                                         help="Deprecated name of --blocks."),
     codes: str = typer.Option("1,5,10,20", help="Numbers of codes to compare."),
-    fixed_codes: int = typer.Option(20, help="Codes used while varying the layer."),
-    fixed_layer: Optional[str] = typer.Option(None, help="Layer used while varying the codes."),
-    steps: int = typer.Option(300, min=1),
-    lr: float = typer.Option(0.03),
+    fixed_codes: int = typer.Option(20, help="Codes used while varying the block."),
+    fixed_block: Optional[str] = typer.Option(None, "--fixed-block", "--fixed-layer",
+                                              show_default="the block at 1/4 resolution",
+                                              help="Block used while varying the codes."),
+    steps: int = StepsOpt(300, min=1),
+    lr: float = typer.Option(0.03, help="Adam learning rate."),
     loss: str = typer.Option("mse", help="Reconstruction loss (see `invert --help`)."),
-    out: Path = typer.Option(Path("out/analyze-layers"), help="Output folder."),
+    out: Path = OutOpt("out/analyze-layers"),
     device: str = DeviceOpt,
 ):
-    """mGANprior's layer-wise analysis: quality vs composition layer and vs number of codes.
-    Writes OUT/analysis.svg and OUT/analysis_codes.svg (plots), OUT/analysis.md (table),
-    OUT/analysis.json and OUT/grid.png (targets, then one row per run)."""
+    """mGANprior's layer-wise analysis: quality vs composition block and vs number of codes.
+    Writes OUT/analysis.svg and OUT/analysis_codes.svg (plots; .png beside them),
+    OUT/analysis.md (table), OUT/analysis.json and OUT/grid.png (targets, then one row per
+    run, labelled)."""
     import numpy as np
     import torch
 
     from ..files import atomic_write_text, json_safe, write_json
-    from ..images import grid, load_image, save_image, to_uint8
+    from ..images import load_image, save_image, to_uint8
     from ..inversion.analysis import layer_analysis
     from ..inputs import list_inputs
-    from ..plots import line_chart
+    from ..plots import labelled_grid, line_chart, save_line_chart
+    from ..progress import on_terminal
 
     from ..inversion.engine import check_settings
     from ..inversion.losses import parse_spec
     from . import validate
 
+    if layers is not None:
+        if blocks is not None:
+            raise ValueError("--layers is the old name of --blocks; give only --blocks")
+        typer.echo("note: analyze-layers --layers is deprecated, use --blocks (--layers means "
+                   "W+ indices in `mix`)", err=True)
+        blocks = layers
     check_settings(steps, lr, 0, 0.0)
     validate.integer(fixed_codes, "--fixed-codes", 1, 1024)
     try:
@@ -152,18 +171,24 @@ def analyze_layers(
     validate.device(device)
     files = list_inputs(inputs)
     G = _load(model, device)["G"]
-    for name in (layers.split(",") if layers else []) + ([fixed_layer] if fixed_layer else []):
+    block_list = blocks.split(",") if blocks else None
+    for name in (block_list or []) + ([fixed_block] if fixed_block else []):
         G.check_layer(name)
     targets = torch.cat([load_image(f, G.img_resolution, G.img_channels) for f in files])
-    res = layer_analysis(G, targets, layers.split(",") if layers else None, codes_list,
-                         fixed_codes, fixed_layer, steps, lr, loss, progress=True)
+    res = layer_analysis(G, targets, block_list, codes_list, fixed_codes, fixed_block, steps,
+                         lr, loss, progress=on_terminal())
     by_l, by_c, st = res["by_layer"], res["by_codes"], res["settings"]
-    atomic_write_text(out / "analysis.svg", line_chart(
-        f"PSNR vs composition layer (N={st['fixed_codes']})", [r["layer"] for r in by_l],
-        {"PSNR": [r["psnr"] for r in by_l]}, "PSNR (dB)"))
-    atomic_write_text(out / "analysis_codes.svg", line_chart(
-        f"PSNR vs number of codes (layer {st['fixed_layer']})", [str(r["codes"]) for r in by_c],
-        {"PSNR": [r["psnr"] for r in by_c]}, "PSNR (dB)"))
+    charts = {"analysis": (f"PSNR vs composition block (N = {st['fixed_codes']})",
+                           [r["layer"] for r in by_l], [r["psnr"] for r in by_l],
+                           "composition block"),
+              "analysis_codes": (f"PSNR vs number of codes (block {st['fixed_layer']})",
+                                 [str(r["codes"]) for r in by_c], [r["psnr"] for r in by_c],
+                                 "number of codes N")}
+    for name, (title, xs, ys, x_label) in charts.items():
+        atomic_write_text(out / f"{name}.svg", line_chart(title, xs, {"PSNR": ys}, "PSNR (dB)",
+                                                          x_label=x_label))
+        save_line_chart(out / f"{name}.png", title, xs, {"PSNR": ys}, "PSNR (dB)",
+                        x_label=x_label)
     rows = ["| varied | layer | codes | PSNR | SSIM | s / image |", "|---|---|---|---|---|---|"]
     rows += [f"| layer | {r['layer']} | {r['codes']} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
              f"{r['seconds']:.1f} |" for r in by_l]
@@ -175,6 +200,8 @@ def analyze_layers(
          "by_layer": [{k: v for k, v in r.items() if k != "images"} for r in by_l],
          "by_codes": [{k: v for k, v in r.items() if k != "images"} for r in by_c]}), indent=1)
     cells = [to_uint8(targets)] + [to_uint8(r["images"]) for r in by_l + by_c]
-    save_image(grid(np.concatenate(cells), cols=len(files)), out / "grid.png")
+    row_labels = ["target"] + [f"{r['layer']}, N={r['codes']}" for r in by_l + by_c]
+    save_image(labelled_grid(np.concatenate(cells), len(files), row_labels,
+                             [f.name for f in files]), out / "grid.png")
     console.print("\n".join(rows))
-    console.print(f"plots: {out / 'analysis.svg'}, {out / 'analysis_codes.svg'}")
+    console.print(f"plots: {out / 'analysis.svg'}, {out / 'analysis_codes.svg'} (and .png)")

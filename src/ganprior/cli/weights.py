@@ -14,13 +14,21 @@ weights_app = typer.Typer(help="Optional pretrained networks (VGG16, LPIPS, Ince
 @weights_app.command("list")
 @user_errors
 def weights_list():
-    """Show the optional weights, where they go and whether they are installed."""
+    """Show the optional weights, whether they are installed and what each one enables."""
+    from rich.markup import escape
+
     from .. import weights
-    table = Table("name", "status", "file", "purpose")
+    # what each file enables goes below the table, so the table fits an 80-column terminal
+    table = Table("name", "status", "file", box=None, header_style="bold", pad_edge=False)
     for w in weights.REGISTRY.values():
-        table.add_row(w.name, weights.verify(w.name), str(weights.path_of(w.name)), w.purpose)
+        status = weights.verify(w.name)
+        colour = "green" if status == "ok" else "yellow" if status == "missing" else "red"
+        table.add_row(w.name, f"[{colour}]{escape(status)}[/]", w.filename)
     console.print(table)
-    console.print(f"cache folder: {weights.cache_dir()} (set GANPRIOR_WEIGHTS to change)")
+    console.print()
+    for w in weights.REGISTRY.values():
+        console.print(f"[bold]{w.name}[/]: {escape(getattr(w, 'enables', None) or w.purpose)}")
+    console.print(f"\ncache folder: {weights.cache_dir()} (set GANPRIOR_WEIGHTS to change)")
 
 
 @weights_app.command("download")

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
-from tqdm import tqdm
 
 from ..metrics import psnr, ssim, to_unit
 from ..nets.base import GeneratorBase
+from ..progress import progress_bar
 from .losses import MS_SSIM_MIN_SIZE, ReconstructionLoss
 
 
@@ -299,8 +299,8 @@ def invert(G: GeneratorBase, targets: torch.Tensor, method, steps: int = 300, lr
     session = InversionSession(G, targets, method, steps=steps, lr=lr, loss=loss, seed=seed,
                                degrade=degrade, reference=reference, schedule=schedule,
                                patience=patience, tol=tol, params=params, frozen=frozen)
-    bar = tqdm(total=session.steps, desc=f"invert {method.name}", unit="step",
-               disable=not progress, leave=False)
+    bar = progress_bar(total=session.steps, desc=f"invert {method.name}", unit="step",
+                       enabled=progress, leave=False)
     while not session.done:
         last = session.step()
         bar.update(1)

@@ -6,6 +6,11 @@ For every input STEM the output folder gets
     STEM.safetensors   the optimised parameters
     STEM.json          method, steps, seconds, loss, psnr, ssim, options, per-step history,
                        and `made_from`: the input's and the model's SHA-256 and the settings
+Restoration tasks (`task`, see restore/tasks.py) run through the same loop: the input becomes
+an observation, the inversion goes through the task's degradation, the output is brought back
+(observed luminance / known pixels kept), and the folder also gets STEM_observed.png; a
+classical baseline replaces the inversion (no parameters file). `tune` adds generator
+fine-tuning after the inversion (STEM_tuned.safetensors, the generator's delta).
 STEM.json is written last (atomically): its presence marks the input as done. A rerun skips
 an input only when its STEM.json was made from the same input file, model and settings;
 a result made differently is an error naming what differs (`force=True` redoes it). Image i
@@ -25,15 +30,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from ..distributed import rank_and_world
 from ..errors import GanpriorError
 from ..files import atomic_write, json_safe, write_json
 from ..images import grid, load_image, save_image, to_uint8
 from ..inputs import list_inputs
+from ..progress import progress_bar
+from ..metrics import psnr, ssim, to_unit
 from ..weights import sha256
-from .engine import invert
+from .engine import InversionResult, invert
+from .losses import MS_SSIM_MIN_SIZE
 
 __all__ = ["invert_files", "list_inputs", "output_paths", "RunReport"]
 
@@ -50,7 +57,8 @@ class RunReport:
 
 def output_paths(out: Path, stem: str) -> list[Path]:
     return [out / f"{stem}{suffix}" for suffix in
-            (".png", "_compare.png", ".safetensors", ".json")]
+            (".png", "_compare.png", "_observed.png", ".safetensors", "_tuned.safetensors",
+             ".json")]
 
 
 def refuse_overwriting(out: Path, files: list[Path]):
@@ -99,13 +107,38 @@ def previous_result(out: Path, stem: str) -> dict | None:
         return None
 
 
-def write_outputs(out: Path, stem: str, target: torch.Tensor, result, i: int, record: dict):
-    recon = to_uint8(result.images[i:i + 1])
-    save_image(recon[0], out / f"{stem}.png")
-    save_image(grid(np.concatenate([to_uint8(target), recon]), cols=2), out / f"{stem}_compare.png")
-    tensors = {k: v[i].contiguous() for k, v in result.params.items()}
-    atomic_write(out / f"{stem}.safetensors", lambda tmp: save_file(tensors, tmp))
+def _at_model_size(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """An observation shown beside results of `resolution` px (low-res ones enlarged, nearest)."""
+    if x.shape[-1] == resolution:
+        return x
+    return torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="nearest")
+
+
+def write_outputs(out: Path, stem: str, shown: list[torch.Tensor], output: torch.Tensor,
+                  params: dict, record: dict, observed=None, tuned=None):
+    """One image's files; `shown` are the images before the output in STEM_compare.png
+    (target, or observation [and baseline]), a clean reference may follow the output."""
+    res = output.shape[-1]
+    save_image(to_uint8(output)[0], out / f"{stem}.png")
+    cells = [to_uint8(_at_model_size(x, res)) for x in shown[:1]] + [to_uint8(output)]
+    cells += [to_uint8(x) for x in shown[1:]]
+    save_image(grid(np.concatenate(cells), cols=len(cells)), out / f"{stem}_compare.png")
+    if observed is not None:
+        save_image(to_uint8(observed)[0], out / f"{stem}_observed.png")
+    if params:
+        tensors = {k: v[0].contiguous() for k, v in params.items()}
+        atomic_write(out / f"{stem}.safetensors", lambda tmp: save_file(tensors, tmp))
+    if tuned is not None:
+        from .tuning import save_delta
+        G_tuned, G_base, meta = tuned
+        save_delta(out / f"{stem}_tuned.safetensors", G_tuned, G_base, meta)
     write_json(out / f"{stem}.json", json_safe(record))
+
+
+def _quality(output: torch.Tensor, reference: torch.Tensor) -> tuple[float, float | None]:
+    a, b = to_unit(output), to_unit(reference)
+    q_ssim = ssim(a, b).item() if min(a.shape[-2:]) >= MS_SSIM_MIN_SIZE else None
+    return psnr(a, b).item(), q_ssim
 
 
 def _plan(out, files, seed, settings, model_sha, force, report):
@@ -130,16 +163,23 @@ def _plan(out, files, seed, settings, model_sha, force, report):
 
 def invert_files(G, inputs, out, make, steps=300, lr=0.03, loss="auto", seed=0, batch=1,
                  schedule="constant", patience=0, options=None, progress=True,
-                 force=False) -> RunReport:
+                 force=False, task=None, tune=None, D=None) -> RunReport:
     """Invert every input not yet done; `make()` returns a fresh method object. `options`
-    are the method's settings (recorded, and compared on a rerun)."""
+    are the method's settings (recorded, and compared on a rerun). `task`: a restoration task
+    (restore.tasks.Task); `tune`: {"kind": "pti"|"dgp", **settings} fine-tunes the generator
+    on each image after its inversion (`D`: the discriminator DGP's feature loss uses)."""
     out = Path(out)
     all_files = list_inputs(inputs)
     refuse_overwriting(out, all_files)
     rank, world = rank_and_world()
     mine = list(enumerate(all_files))[rank::world]
-    settings = dict(options or {}, method=make().name, steps=steps, lr=lr, loss=loss,
+    name = task.baseline if task is not None and task.baseline else make().name
+    settings = dict(options or {}, method=name, steps=steps, lr=lr, loss=loss,
                     schedule=schedule, patience=patience)
+    if task is not None:
+        settings.update(task.settings())
+    if tune is not None:
+        settings["tune"] = dict(tune)
     report = RunReport()
     todo, mismatches = _plan(out, mine, seed, settings, model_fingerprint(G), force, report)
     if mismatches:
@@ -147,29 +187,37 @@ def invert_files(G, inputs, out, make, steps=300, lr=0.03, loss="auto", seed=0, 
         raise ValueError(f"{out} has results made differently: {mismatches[0]}{more}; rerun "
                          "with --force to redo them, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(todo), desc=f"invert [{rank}/{world}]" if world > 1 else "invert",
-               unit="img", disable=not progress)
+    what = task.name if task is not None else "invert"
+    bar = progress_bar(total=len(todo), desc=f"{what} [{rank}/{world}]" if world > 1 else what,
+                       unit="img", enabled=progress)
+    size = task.input_size(G.img_resolution) if task is not None else G.img_resolution
     for start in range(0, len(todo), batch):
-        chunk, targets = [], []
+        chunk, loaded = [], []
         for index, f, made_from in todo[start:start + batch]:
             try:
-                targets.append(load_image(f, G.img_resolution, G.img_channels))
+                loaded.append(load_image(f, size, G.img_channels))
                 chunk.append((index, f, made_from))
             except (GanpriorError, ValueError, OSError) as e:
                 report.failures.append((str(f), str(e)))
                 bar.update(1)
         if not chunk:
             continue
-        targets = torch.cat(targets)
-        method = make()
-        result = invert(G, targets, method, steps=steps, lr=lr, loss=loss,
-                        seed=[seed + index for index, _, _ in chunk], schedule=schedule,
-                        patience=patience, progress=progress and batch == 1)
+        seeds = [seed + index for index, _, _ in chunk]
+        run = _Chunk(G, torch.cat(loaded), seeds, task, make)
+        run.solve(steps=steps, lr=lr, loss=loss, schedule=schedule, patience=patience,
+                  progress=progress and batch == 1)
         for i, (index, f, made_from) in enumerate(chunk):
-            record = {"input": str(f), "method": method.name, "batch": len(chunk), "rank": rank,
-                      "options": options or {}, **result.image_record(i),
-                      "seconds": result.seconds / len(chunk), "made_from": made_from}
-            write_outputs(out, f.stem, targets[i:i + 1], result, i, record)
+            tuned = run.tune(i, tune, D, loss, progress) if tune is not None else None
+            record = {"input": str(f), "method": name, "batch": len(chunk), "rank": rank,
+                      "options": options or {}, **run.record(i),
+                      "seconds": run.seconds / len(chunk) + run.tune_seconds,
+                      "made_from": made_from}
+            if task is not None:
+                record.update(task.settings())
+                record["degradation"] = run.degradation.settings()
+            write_outputs(out, f.stem, run.shown(i), run.outputs[i:i + 1], run.params(i),
+                          record, observed=run.observed[i:i + 1] if task is not None else None,
+                          tuned=tuned)
             report.records.append(record)
             bar.update(1)
     bar.close()
@@ -178,6 +226,95 @@ def invert_files(G, inputs, out, make, steps=300, lr=0.03, loss="auto", seed=0, 
     if rank == 0:
         write_summary(out, all_files, report.failures if world == 1 else None)
     return report
+
+
+class _Chunk:
+    """One batch of inputs through observation, inversion (or baseline), bring-back, tuning."""
+
+    def __init__(self, G, loaded, seeds, task, make):
+        self.G, self.seeds, self.task, self.make = G, seeds, task, make
+        self.degradation, self.reference = None, None
+        self.observed = loaded
+        if task is not None:
+            self.degradation = task.degradation(G.img_resolution, seeds)
+            self.observed, self.reference = task.observe(loaded, self.degradation)
+        self.result: InversionResult | None = None
+        self.seconds, self.tune_seconds, self.tuning = 0.0, 0.0, {}
+
+    def solve(self, **settings):
+        task, G = self.task, self.G
+        if task is not None and task.baseline:
+            import time
+            t0 = time.time()
+            self.outputs = task.run_baseline(self.observed, self.degradation, G.img_resolution)
+            self.seconds = time.time() - t0
+            return
+        self.method = self.make()
+        self.result = invert(G, self.observed, self.method, seed=self.seeds,
+                             degrade=self.degradation, reference=self.reference, **settings)
+        self.seconds = self.result.seconds
+        self.outputs = self._bring_back(self.result.images)
+
+    def _bring_back(self, images):
+        if self.task is None:
+            return images
+        return self.degradation.bring_back(images.to(self.observed), self.observed)
+
+    def _one(self, i):
+        """Image i's own degradation (its mask / noise seed), for one-image work."""
+        return self.degradation.subset([i])
+
+    def _scores(self, i, output) -> dict:
+        """psnr/ssim of image i's `output`: against the clean reference when there is one,
+        else how well it explains the observation (its degradation against the input)."""
+        if self.reference is not None:
+            p, s = _quality(output, self.reference[i:i + 1])
+            return {"psnr": p, "ssim": s, "scored_against": "clean"}
+        p, s = _quality(self._one(i)(output), self.observed[i:i + 1])
+        return {"psnr": p, "ssim": s, "scored_against": "observation"}
+
+    def tune(self, i, tune, D, loss, progress):
+        """Fine-tune a copy of G on image i; its output replaces the fixed-G one."""
+        from .tuning import tune as run_tuning
+        one = self._one(i) if self.task is not None else None
+        settings = {k: v for k, v in tune.items() if k != "kind"}
+        ref = self.reference[i:i + 1] if self.reference is not None else None
+        before = self._scores(i, self.outputs[i:i + 1]) if self.task is not None else {
+            "psnr": self.result.psnr[i], "ssim": self.result.ssim[i]}
+        r = run_tuning(self.G, self.observed[i:i + 1], self.method, self.params(i),
+                       kind=tune["kind"], D=D, degrade=one, reference=ref, loss=loss,
+                       seed=self.seeds[i], progress=progress, **settings)
+        image = r.image.detach().cpu()
+        out = image if one is None else one.bring_back(image, self.observed[i:i + 1])
+        self.outputs = torch.cat([self.outputs[:i], out.to(self.outputs), self.outputs[i + 1:]])
+        self.tuning[i] = {"tune": tune["kind"], "tune_settings": r.settings,
+                          "tune_seconds": r.seconds, "before_tuning": before,
+                          **({} if self.task is not None else {"psnr": r.psnr, "ssim": r.ssim})}
+        for k, v in r.params.items():
+            self.result.params[k][i] = v[0].detach().cpu()
+        self.tune_seconds = r.seconds
+        return r.G, self.G, {"kind": tune["kind"], "settings": r.settings}
+
+    def params(self, i) -> dict:
+        if self.result is None:
+            return {}
+        return {k: v[i:i + 1] for k, v in self.result.params.items()}
+
+    def record(self, i) -> dict:
+        if self.result is not None:
+            rec = self.result.image_record(i)
+        else:
+            rec = {"loss": None, "steps": 0, "seed": self.seeds[i], "history": []}
+        if self.task is not None and (self.reference is not None or self.result is None):
+            rec.update(self._scores(i, self.outputs[i:i + 1]))
+        elif self.task is not None:
+            rec["scored_against"] = "observation"
+        rec.update(self.tuning.get(i, {}))
+        return rec
+
+    def shown(self, i) -> list[torch.Tensor]:
+        first = self.observed[i:i + 1]
+        return [first] + ([self.reference[i:i + 1]] if self.reference is not None else [])
 
 
 def _barrier():

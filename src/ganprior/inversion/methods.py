@@ -246,26 +246,81 @@ class Encoded(Method):
         return G.synthesize(G.z_to_w(p["z"]))
 
 
-def make_method(name: str, **options):
+# the options each method takes (what make_method reads), with their defaults
+METHOD_OPTIONS = {
+    "z": {},
+    "w": {"noise_maps": False, "noise_reg": 1e5},
+    "w+": {"noise_maps": False, "noise_reg": 1e5},
+    "mganprior": {"codes": 20, "layer": None},
+    "padinv": {"pad_resolutions": 4},
+    "encoder": {"encoder": None, "encoder_sha256": None},
+    "hybrid": {"encoder": None, "encoder_sha256": None},
+}
+# `model` names the model the method is for (encoder/hybrid fall back to its shipped encoder)
+_COMMON_OPTIONS = ("model",)
+
+
+def _check_options(name: str, options: dict) -> dict:
+    """The named method's options with defaults filled in; a name that no method takes is an
+    error (a typo such as `code=5` must not be silently ignored). Options of the other
+    methods are accepted unused, so one set of options can serve every method (the CLI
+    passes its --codes/--layer/... whatever --method is)."""
+    if name not in METHOD_OPTIONS:
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    known = {k for opts in METHOD_OPTIONS.values() for k in opts} | set(_COMMON_OPTIONS)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        own = ", ".join(METHOD_OPTIONS[name]) or "none"
+        raise ValueError(f"make_method({name!r}): unknown option{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(unknown)} (its options: {own})")
+    return {k: default if options.get(k) is None else options[k]
+            for k, default in METHOD_OPTIONS[name].items()}
+
+
+def _encoder_for(name: str, encoder, model, sha256):
+    """The encoder module: the one given (module or file), else the shipped encoder of the
+    zoo model `model`, as the CLI does."""
+    from ..nets.encoder_files import load_encoder, zoo_encoder
+    if encoder is None and model is not None:
+        encoder = zoo_encoder(str(model))
+        if encoder is None:
+            raise ValueError(f"method {name!r}: model {model} ships no encoder; pass "
+                             "encoder=FILE (train one with `ganprior train-encoder`)")
+    if encoder is None:
+        raise ValueError(f"method {name!r} needs --encoder FILE or a zoo model with a shipped "
+                         "encoder (model=NAME); train one with `ganprior train-encoder`")
+    if not isinstance(encoder, torch.nn.Module):
+        encoder = load_encoder(encoder)[0]
+    if sha256 is not None:
+        from .files import model_fingerprint
+        if model_fingerprint(encoder) != sha256:
+            raise ValueError(f"method {name!r}: the encoder is not the one the result was "
+                             f"made with (SHA-256 {sha256[:12]}...)")
+    return encoder
+
+
+def make_method(name: str, **options) -> Method:
+    """The inversion method `name` (see METHODS), configured by its options:
+
+    - "z": none; "w", "w+": noise_maps (NVIDIA projector's noise-map optimisation), noise_reg;
+    - "mganprior": codes (N), layer (composition block, e.g. "b16"; default 1/4 resolution);
+    - "padinv": pad_resolutions (how many resolutions get padding maps);
+    - "encoder", "hybrid": encoder (a module or a `ganprior train-encoder` file); without it,
+      model=ZOO_NAME uses that model's shipped encoder (e.g. model="dcgan-digiface64").
+
+    An option no method takes is a ValueError (one line); see `_check_options`.
+    """
+    opts = _check_options(name, options)
     if name == "z":
         return LatentZ()
     if name in ("w", "w+"):
-        return LatentW(plus=name == "w+", noise_maps=options.get("noise_maps", False),
-                       noise_reg=options.get("noise_reg", 1e5))
+        return LatentW(plus=name == "w+", **opts)
     if name == "mganprior":
-        return MultiCode(n_codes=options.get("codes", 20), layer=options.get("layer"))
+        return MultiCode(n_codes=opts["codes"], layer=opts["layer"])
     if name == "padinv":
-        return PaddingSpace(resolutions=options.get("pad_resolutions", 4))
-    if name in ("encoder", "hybrid"):
-        if options.get("encoder") is None:
-            raise ValueError(f"method {name!r} needs --encoder FILE "
-                             "(train one with `ganprior train-encoder`)")
-        from ..nets.encoder_files import load_encoder
-        encoder = options["encoder"]
-        if not isinstance(encoder, torch.nn.Module):
-            encoder = load_encoder(encoder)[0]
-        return Encoded(encoder, hybrid=name == "hybrid")
-    raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+        return PaddingSpace(resolutions=opts["pad_resolutions"])
+    encoder = _encoder_for(name, opts["encoder"], options.get("model"), opts["encoder_sha256"])
+    return Encoded(encoder, hybrid=name == "hybrid")
 
 
 METHODS = ("z", "w", "w+", "mganprior", "padinv", "encoder", "hybrid")

@@ -570,3 +570,12 @@ class StyleGAN2Discriminator(nn.Module):
             x, img = getattr(self, f"b{res}")(x, img)
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
         return self.b4(x, img, cmap)
+
+    def block_features(self, img) -> list[torch.Tensor]:
+        """The output of every block, fine to coarse (the epilogue left out: its minibatch
+        std makes an image's features depend on the rest of the batch). DGP's feature loss."""
+        x, feats = None, []
+        for res in self.block_resolutions:
+            x, img = getattr(self, f"b{res}")(x, img)
+            feats.append(x)
+        return feats

@@ -55,7 +55,8 @@ def section_generate(out: Path, device, quick: bool = False) -> str:
         trunc = [generate(G, list(range(8)), truncation_psi=psi)[0] for psi in (1.0, 0.8, 0.6)]
         path = save_image(grid(torch.cat([torch.from_numpy(t) for t in trunc]).numpy(), cols=8),
                           out / f"{name}_truncation.png")
-        parts.append(_img(path, out, f"{name}: truncation psi 1.0 / 0.8 / 0.6 (rows, z scaled towards 0), seeds 0-7",
+        toward = "w pulled towards w_avg" if "w" in G.latent_spaces else "z scaled towards 0"
+        parts.append(_img(path, out, f"{name}: truncation psi 1.0 / 0.8 / 0.6 (rows, {toward}), seeds 0-7",
                           width=8 * 2 * (G.img_resolution + 2)))
         if G.num_ws > 1:
             picture, _ = style_mixing_grid(G, [1, 2, 3], [4, 5, 6, 7], range(0, 4))
@@ -102,7 +103,13 @@ def _inversion_table(out: Path, name: str, methods: list, steps: int, device) ->
             caption = f"{r.psnr[i]:.2f} dB, {r.seconds / len(names):.1f} s"
             cells.append(f'<td>{_img(path, out, caption, width=128)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
+    # the sentence under the table says what these numbers show, whatever they are
+    i = len(names) - 1
+    best = max(range(len(methods)), key=lambda k: results[k].psnr[i])
+    ranking = "; ".join(f"{m} {r.psnr[i]:.2f} dB" for (m, _), r in zip(methods, results))
+    summary = (f"<p>On the {html.escape(names[i])} target the best reconstruction here is "
+               f"{html.escape(methods[best][0])} ({html.escape(ranking)}).</p>")
+    return f"<table>{head}{''.join(rows)}</table>{summary}"
 
 
 def section_inversion(out: Path, device, quick: bool = False) -> str:
@@ -118,8 +125,7 @@ def section_inversion(out: Path, device, quick: bool = False) -> str:
                     ("(c) hybrid", make_method("hybrid", encoder=E))]
     methods.append(("(d) mGANprior N=20 @b16", make_method("mganprior", codes=20, layer="b16")))
     parts = [f"<h2>GAN inversion ({name})</h2><p>{steps} Adam steps (lr 0.03, MSE) per method; "
-             "PSNR against the 64 px target. Multi-code inversion (mGANprior) reconstructs the "
-             "real photo far better than any single code; see BENCHMARKS.md for the full table.</p>",
+             "PSNR against the 64 px target; see BENCHMARKS.md for the full table.</p>",
              _inversion_table(out, name, methods, steps, device)]
     if DEFAULT_STYLE_MODEL in zoo_entries():
         methods = [("w", make_method("w")), ("w+", make_method("w+")),

@@ -61,6 +61,25 @@ def StepsOpt(default: int, help: str = "Optimisation steps per image.", min: int
                         help=f"{help} (--num-steps: NVIDIA's spelling.)")
 
 
+def finish_run(report, out, describe) -> None:
+    """What `invert` and the restoration commands print after a folder run: the loss
+    fallback (once), one line per result (`describe(record)`), how many were skipped, where the
+    results are; then one `error:` line (exit 1) if any input failed, naming the first."""
+    from pathlib import Path
+    if report.records:
+        say_loss_note(report.records[0])
+    for r in report.records:
+        console.print(describe(r))
+    if report.skipped:
+        console.print(f"skipped {report.skipped} already done with the same settings")
+    console.print(f"results in {out}")
+    if report.failures:
+        (name, why), n_bad = report.failures[0], len(report.failures)
+        total = n_bad + len(report.records) + report.skipped
+        more = f" (and {n_bad - 1} more, listed in summary.json)" if n_bad > 1 else ""
+        raise ValueError(f"{n_bad} of {total} inputs failed: {Path(name).name}: {why}{more}")
+
+
 def say_loss_note(loss_info: dict) -> None:
     """Say on stderr which loss ran when `--loss auto` had to fall back (VGG16 weights
     missing, observations too small for MS-SSIM); silent when nothing was replaced.

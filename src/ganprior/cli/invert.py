@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from .common import (DeviceOpt, ModelOpt, OutOpt, StepsOpt, StyleModelOpt, _default_model, _load,
-                     console, say_loss_note, user_errors)
+                     console, finish_run, user_errors)
 
 
 @user_errors
@@ -98,19 +98,8 @@ def invert(
                               lr=lr, loss=loss, seed=seed, batch=batch, schedule=schedule,
                               patience=patience, force=force,
                               options=dict(model=model, **record_opts))
-    if report.records:
-        say_loss_note(report.records[0])
-    for r in report.records:
-        console.print(f"{Path(r['input']).name}: psnr {r['psnr']:.2f} dB, ssim {r['ssim']:.3f}, "
-                      f"{r['seconds']:.1f} s")
-    if report.skipped:
-        console.print(f"skipped {report.skipped} already done with the same settings")
-    console.print(f"results in {out}")
-    if report.failures:
-        (name, why), n_bad = report.failures[0], len(report.failures)
-        total = n_bad + len(report.records) + report.skipped
-        more = f" (and {n_bad - 1} more, listed in summary.json)" if n_bad > 1 else ""
-        raise ValueError(f"{n_bad} of {total} inputs failed: {Path(name).name}: {why}{more}")
+    finish_run(report, out, lambda r: f"{Path(r['input']).name}: psnr {r['psnr']:.2f} dB, "
+                                      f"ssim {r['ssim']:.3f}, {r['seconds']:.1f} s")
 
 
 @user_errors

@@ -13,8 +13,8 @@ from typing import Optional
 
 import typer
 
-from .common import (DeviceOpt, OutOpt, StyleModelOpt, _default_model, _load, console,
-                     say_loss_note, user_errors)
+from .common import (DeviceOpt, OutOpt, StyleModelOpt, _default_model, _load, finish_run,
+                     user_errors)
 
 InputsArg = typer.Argument(..., help="Image files and/or folders of images.")
 MethodOpt = typer.Option("mganprior", help="A GAN-prior method (z | w | w+ | mganprior | padinv "
@@ -122,21 +122,14 @@ def _run(task_name: str, task_options: dict, inputs, model, method, codes, layer
                               lr=lr, loss=loss, seed=seed, batch=batch, force=force, task=task,
                               tune=tuning, D=nets.get("D") if tune == "dgp" else None,
                               options=dict(model=model, **record_opts))
-    if report.records:
-        say_loss_note(report.records[0])
-    for r in report.records:
-        against = "vs clean" if r.get("scored_against") == "clean" else "fit to the input"
-        ssim = f", ssim {r['ssim']:.3f}" if r.get("ssim") is not None else ""
-        console.print(f"{Path(r['input']).name}: psnr {r['psnr']:.2f} dB{ssim} ({against}), "
-                      f"{r['seconds']:.1f} s")
-    if report.skipped:
-        console.print(f"skipped {report.skipped} already done with the same settings")
-    console.print(f"results in {out}")
-    if report.failures:
-        (name, why), n_bad = report.failures[0], len(report.failures)
-        total = n_bad + len(report.records) + report.skipped
-        more = f" (and {n_bad - 1} more, listed in summary.json)" if n_bad > 1 else ""
-        raise ValueError(f"{n_bad} of {total} inputs failed: {Path(name).name}: {why}{more}")
+    finish_run(report, out, _describe)
+
+
+def _describe(r: dict) -> str:
+    against = "vs clean" if r.get("scored_against") == "clean" else "fit to the input"
+    ssim = f", ssim {r['ssim']:.3f}" if r.get("ssim") is not None else ""
+    return (f"{Path(r['input']).name}: psnr {r['psnr']:.2f} dB{ssim} ({against}), "
+            f"{r['seconds']:.1f} s")
 
 
 _DOC_OUTPUTS = """

@@ -97,6 +97,14 @@ def check_settings(steps: int, lr: float, patience: int, tol: float):
         raise ValueError(f"tol must be in [0, 1), not {tol}")
 
 
+def quality(a: torch.Tensor, b: torch.Tensor, fn=psnr) -> torch.Tensor:
+    """PSNR (or `fn=ssim`) per image between images in [-1, 1]; SSIM is NaN on images
+    smaller than its 11-px window."""
+    if fn is ssim and min(a.shape[-2:]) < MS_SSIM_MIN_SIZE:
+        return torch.full((a.shape[0],), float("nan"))
+    return fn(to_unit(a), to_unit(b))
+
+
 def _per_image(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """[N] mask -> broadcastable against a [N, ...] tensor."""
     return mask.reshape(-1, *([1] * (like.dim() - 1)))
@@ -187,9 +195,7 @@ class InversionSession:
 
     def _quality(self, image, observed, fn=psnr) -> torch.Tensor:
         a, b = (image, self.reference) if self.reference is not None else (observed, self.targets)
-        if fn is ssim and min(a.shape[-2:]) < MS_SSIM_MIN_SIZE:  # no SSIM below its window
-            return torch.full((a.shape[0],), float("nan"))
-        return fn(to_unit(a), to_unit(b))
+        return quality(a, b, fn)
 
     def step(self) -> dict:
         """One Adam update of every running image; returns this step's {"step", "loss",
@@ -304,7 +310,7 @@ def invert(G: GeneratorBase, targets: torch.Tensor, method, steps: int = 300, lr
     while not session.done:
         last = session.step()
         bar.update(1)
-        if progress:
+        if not bar.disable:  # reading the loss back waits for the device: only when shown
             bar.set_postfix(loss=f"{last['loss'].mean():.4f}", psnr=f"{last['psnr'].mean():.2f}")
     bar.close()
     return session.result()

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +39,9 @@ from ..files import atomic_write, json_safe, write_json
 from ..images import grid, load_image, save_image, to_uint8
 from ..inputs import list_inputs
 from ..progress import progress_bar
-from ..metrics import psnr, ssim, to_unit
+from ..metrics import ssim
 from ..weights import sha256
-from .engine import InversionResult, invert
-from .losses import MS_SSIM_MIN_SIZE
+from .engine import InversionResult, invert, quality
 
 __all__ = ["invert_files", "list_inputs", "output_paths", "RunReport"]
 
@@ -136,9 +137,9 @@ def write_outputs(out: Path, stem: str, shown: list[torch.Tensor], output: torch
 
 
 def _quality(output: torch.Tensor, reference: torch.Tensor) -> tuple[float, float | None]:
-    a, b = to_unit(output), to_unit(reference)
-    q_ssim = ssim(a, b).item() if min(a.shape[-2:]) >= MS_SSIM_MIN_SIZE else None
-    return psnr(a, b).item(), q_ssim
+    """(psnr, ssim or None below SSIM's window) of one image against another."""
+    q_ssim = quality(output, reference, ssim).item()
+    return quality(output, reference).item(), None if math.isnan(q_ssim) else q_ssim
 
 
 def _plan(out, files, seed, settings, model_sha, force, report):
@@ -210,7 +211,8 @@ def invert_files(G, inputs, out, make, steps=300, lr=0.03, loss="auto", seed=0, 
             tuned = run.tune(i, tune, D, loss, progress) if tune is not None else None
             record = {"input": str(f), "method": name, "batch": len(chunk), "rank": rank,
                       "options": options or {}, **run.record(i),
-                      "seconds": run.seconds / len(chunk) + run.tune_seconds,
+                      "seconds": run.seconds / len(chunk) + run.tuning.get(i, {}).get(
+                          "tune_seconds", 0.0),
                       "made_from": made_from}
             if task is not None:
                 record.update(task.settings())
@@ -239,12 +241,11 @@ class _Chunk:
             self.degradation = task.degradation(G.img_resolution, seeds)
             self.observed, self.reference = task.observe(loaded, self.degradation)
         self.result: InversionResult | None = None
-        self.seconds, self.tune_seconds, self.tuning = 0.0, 0.0, {}
+        self.seconds, self.tuning = 0.0, {}
 
     def solve(self, **settings):
         task, G = self.task, self.G
         if task is not None and task.baseline:
-            import time
             t0 = time.time()
             self.outputs = task.run_baseline(self.observed, self.degradation, G.img_resolution)
             self.seconds = time.time() - t0
@@ -253,12 +254,10 @@ class _Chunk:
         self.result = invert(G, self.observed, self.method, seed=self.seeds,
                              degrade=self.degradation, reference=self.reference, **settings)
         self.seconds = self.result.seconds
-        self.outputs = self._bring_back(self.result.images)
-
-    def _bring_back(self, images):
-        if self.task is None:
-            return images
-        return self.degradation.bring_back(images.to(self.observed), self.observed)
+        self.outputs = self.result.images
+        if task is not None:
+            self.outputs = self.degradation.bring_back(self.outputs.to(self.observed),
+                                                       self.observed)
 
     def _one(self, i):
         """Image i's own degradation (its mask / noise seed), for one-image work."""
@@ -292,7 +291,6 @@ class _Chunk:
                           **({} if self.task is not None else {"psnr": r.psnr, "ssim": r.ssim})}
         for k, v in r.params.items():
             self.result.params[k][i] = v[0].detach().cpu()
-        self.tune_seconds = r.seconds
         return r.G, self.G, {"kind": tune["kind"], "settings": r.settings}
 
     def params(self, i) -> dict:

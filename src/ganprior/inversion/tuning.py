@@ -27,11 +27,11 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..files import atomic_write, json_safe
 from ..metrics import psnr, to_unit
 from ..nets.base import GeneratorBase
+from ..progress import progress_bar
 from .engine import invert
 from .losses import ReconstructionLoss
 
@@ -276,8 +276,8 @@ def tune(G: GeneratorBase, target: torch.Tensor, method, params: dict, kind: str
            params=params)
     groups = block_groups(G_t)
     run = _run_pti if kind == "pti" else _run_dgp
-    bar = tqdm(total=s["steps"], desc=f"tune {kind}", unit="step", disable=not progress,
-               leave=False)
+    bar = progress_bar(total=s["steps"], desc=f"tune {kind}", unit="step", enabled=progress,
+                       leave=False)
     try:
         params, history, loss_info, info = run(G_t, G_base, target, method, params, s, D,
                                                degrade, reference, loss, seed, groups, bar)
@@ -312,9 +312,23 @@ def _observe(degrade, image, target):
     return observed
 
 
-def _step_psnr(image, observed, target, reference) -> float:
+def _step_psnr(image, observed, target, reference) -> torch.Tensor:
     a, b = (image, reference) if reference is not None else (observed, target)
-    return psnr(to_unit(a.detach()), to_unit(b.to(a.device))).item()
+    return psnr(to_unit(a.detach()), to_unit(b.to(a.device)))[0]
+
+
+def _record(history: list, bar, **values):
+    """One step's values (tensors stay on the device; `_read_back` turns them into numbers
+    once at the end); the bar's postfix, which must read them, only when it is shown."""
+    history.append(values)
+    bar.update(1)
+    if not bar.disable:
+        bar.set_postfix({k: f"{float(v):.4f}" for k, v in values.items() if k != "step"})
+
+
+def _read_back(history: list) -> list[dict]:
+    return [{k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in h.items()}
+            for h in history]
 
 
 def _named(G, names):
@@ -351,15 +365,13 @@ def _run_pti(G_t, G_base, target, method, params, s, D, degrade, reference, loss
         opt.zero_grad(set_to_none=True)
         (data + reg).backward()
         opt.step()
-        history.append({"step": step, "loss": data.item(), "reg": reg.item(),
-                        "psnr": _step_psnr(image, observed, target, reference)})
-        bar.update(1)
-        bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", psnr=f"{history[-1]['psnr']:.2f}")
+        _record(history, bar, step=step, loss=data.detach(), reg=reg.detach(),
+                psnr=_step_psnr(image, observed, target, reference))
     with torch.no_grad():
         final = bound(_observe(degrade, method.render(G_t, params), target)).item()
     info = {"reg_alpha_used": alpha, "reg_lpips_used": lpips is not None,
             "tuned_parameters": sum(p.numel() for p in tuned), "final_loss": final}
-    return params, history, loss_info, info
+    return params, _read_back(history), loss_info, info
 
 
 def stage_blocks(n_blocks: int, n_stages: int) -> list[int]:
@@ -416,19 +428,16 @@ def _run_dgp(G_t, G_base, target, method, params, s, D, degrade, reference, loss
             (data + s["w_nll"] * nll).backward()
             g_opt.step()
             z_opt.step()
-            history.append({"step": step, "stage": stage + 1, "loss": data.item(),
-                            "psnr": _step_psnr(image, observed, target, reference)})
+            _record(history, bar, step=step, stage=stage + 1, loss=data.detach(),
+                    psnr=_step_psnr(image, observed, target, reference))
             step += 1
-            bar.update(1)
-            bar.set_postfix(stage=stage + 1, loss=f"{history[-1]['loss']:.4f}",
-                            psnr=f"{history[-1]['psnr']:.2f}")
     last = len(s["iterations"]) - 1
     with torch.no_grad():
         final = data_term(_observe(degrade, method.render(G_t, latents), target), last).item()
     # per stage, the finest block it tunes (all coarser ones are tuned too)
     info = {"stage_blocks": [groups[k - 1][0] if k else None for k in unfrozen],
             "final_loss": final}
-    return {k: v.detach() for k, v in latents.items()}, history, loss_info, info
+    return {k: v.detach() for k, v in latents.items()}, _read_back(history), loss_info, info
 
 
 # --- deltas -----------------------------------------------------------------------------------

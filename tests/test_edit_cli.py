@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from ganprior.checkpoints import load_networks, save_native
 from ganprior.cli import app
-from ganprior.editing.directions import load_direction, shipped_directions
+from ganprior.editing.directions import (Direction, load_direction, save_direction,
+                                         shipped_directions)
 from ganprior.images import to_uint8
 
 runner = CliRunner()
@@ -113,19 +114,23 @@ def test_edit_a_generated_latent_by_index_and_with_a_condition(tiny, tiny_sefa, 
     G, model, _ = tiny
     run("generate", "--model", model, "--seeds", "4-6", "--out", tmp_path / "g",
         "--device", "cpu")
+    # a condition correlated with the primal: c = (d0 + d1) / sqrt(2), so projecting it out
+    # of d0 leaves (d0 - d1) / sqrt(2) by hand (d0, d1 are orthonormal SeFa directions)
+    d0, d1 = (load_direction(tiny_sefa / f"sefa{k}", G) for k in (0, 1))
+    both = Direction((d0.vector + d1.vector) / 2 ** 0.5, "w", G.num_ws)
+    save_direction(tmp_path / "both", both, G)
     out = tmp_path / "e"
     run("edit", "--model", model, "--latent", tmp_path / "g" / "latents.safetensors",
         "--index", 2, "--direction", tiny_sefa / "sefa0.json", "--condition",
-        tiny_sefa / "sefa1.json", "--steps", 3, "--out", out, "--device", "cpu")
+        tmp_path / "both.json", "--steps", 3, "--out", out, "--device", "cpu")
     frames = cells(out / "strip.png", 3, 16)
     np.testing.assert_array_equal(frames[1], np.asarray(Image.open(tmp_path / "g" /
                                                                    "seed0006.png")))
     rec = json.loads((out / "edit.json").read_text())
-    assert rec["conditions"] == [str(tiny_sefa / "sefa1.json")] and rec["source"]["index"] == 2
-    # sefa0 and sefa1 are orthogonal already: projecting sefa1 out leaves sefa0 as it was
-    d0 = load_direction(tiny_sefa / "sefa0", G)
+    assert rec["conditions"] == [str(tmp_path / "both.json")] and rec["source"]["index"] == 2
     w = load_file(str(out / "latents.safetensors"))["w"]
-    torch.testing.assert_close(w[2] - w[1], 3.0 * d0.vector.expand_as(w[1]), atol=1e-4, rtol=0)
+    want = 3.0 * (d0.vector - d1.vector) / 2 ** 0.5
+    torch.testing.assert_close(w[2] - w[1], want.expand_as(w[1]), atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("method", ["w+", "mganprior"])

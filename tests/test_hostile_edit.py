@@ -3,6 +3,7 @@ line, a non-zero exit, no traceback, unchanged inputs and nothing written (test_
 harness, run in-process)."""
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -43,6 +44,10 @@ def fx(tmp_path_factory):
                                                                           G.w_dim)},
               str(root / "nan_latents.safetensors"))
     (root / "notst.safetensors").write_bytes(b"not a safetensors file")
+    save_direction(root / "badattr", d, G)
+    meta = json.loads((root / "badattr.json").read_text())
+    (root / "badattr.json").write_text(json.dumps(dict(meta, attribute=[1])))
+    save_direction(root / "layered", sefa(G, k=1, layers=[0, 1])[0], G)
     (root / "scores_short.csv").write_text("1\n2\n")
     (root / "scores_text.csv").write_text("score\n1\nabc\n3\n")
     return dict(root=root, model=root / "tiny.safetensors")
@@ -114,6 +119,12 @@ CASES = [
                                       "{out}"], r"layers \[99\] out of range"),
     Case("attributes-too-few", ["directions", "attributes", *M, "--n", "10", "--out", "{out}"],
          r"--n must be an integer from 50"),
+    Case("attributes-too-few-at-ratio", ["directions", "attributes", *M, "--n", "100",
+                                         "--out", "{out}"], r"100 latents at ratio 0.02 give 2"),
+    Case("direction-attribute-not-text", [*EDIT[:-4], "--direction", "{root}/badattr.json",
+                                          "--out", "{out}"], r"attribute must be a string"),
+    Case("condition-other-layers", [*EDIT, "--condition", "{root}/layered.json"],
+         r"condition moving layers \[0, 1\] cannot condition a direction moving layers all"),
     Case("attributes-bad-method", ["directions", "attributes", *M, "--n", "100", "--method",
                                    "tree", "--out", "{out}"], r"--method must be svm or logistic"),
 ]

@@ -43,8 +43,8 @@ def _check_tensor(t, shape: tuple, what: str, path):
         raise ValueError(f"{path}: {what} holds NaN or infinite values")
 
 
-def _from_latents(path: Path, index: int, G, space: str):
-    """(method name, params) of row `index` of generate's latents.safetensors (z, ws)."""
+def _read_latents(path: Path, G):
+    """(z, ws) of generate's latents.safetensors, shapes and values checked."""
     from safetensors.torch import load_file
     try:
         raw = load_file(str(path))
@@ -58,14 +58,29 @@ def _from_latents(path: Path, index: int, G, space: str):
     _check_tensor(ws, (0, G.num_ws, G.w_dim), "ws", path)
     if z.shape[0] != ws.shape[0]:
         raise ValueError(f"{path}: z has {z.shape[0]} rows but ws {ws.shape[0]}")
+    return z, ws
+
+
+def _from_latents(path: Path, index: int, G, space: str):
+    """(method name, params) of row `index` of generate's latents.safetensors (z, ws)."""
+    import torch
+    z, ws = _read_latents(path, G)
     if not 0 <= index < z.shape[0]:
         raise ValueError(f"--index {index} out of range: {path} holds {z.shape[0]} latents "
                          f"(0..{z.shape[0] - 1})")
     like = next(G.parameters())
     if space == "z":
         # without a mapping network ws = psi * z: the ws keep generate's truncation
-        rows = z if "w" in G.latent_spaces else ws[:, 0]
-        return "z", {"z": rows[index:index + 1].to(like)}
+        if "w" not in G.latent_spaces:
+            return "z", {"z": ws[index:index + 1, 0].to(like)}
+        row = z[index:index + 1].to(like)
+        with torch.no_grad():
+            untruncated = G.z_to_w(row, G.class_vector(1, None))
+        if not torch.allclose(untruncated, ws[index:index + 1].to(like), atol=1e-4):
+            raise ValueError(f"{path}: row {index} was made with truncation; a z-space "
+                             "direction edits z before the mapping network and would lose it "
+                             "(use a w direction, or latents made with --trunc 1)")
+        return "z", {"z": row}
     return "w+", {"w": ws[index:index + 1].to(like)}
 
 
@@ -168,7 +183,8 @@ def edit(
     strengths = np.linspace(-strength, strength, steps)
     t0 = time.time()
     images, moved = edit_frames(G_used, method, name, params, d, strengths)
-    scores = {k: [round(float(v), 6) for v in s] for k, s in score_all(images).items()}
+    scores = ({k: [round(float(v), 6) for v in s] for k, s in score_all(images).items()}
+              if images.shape[1] == 3 else None)  # the pixel attributes are defined on RGB
     moved = {k: v.detach().float().cpu().contiguous() for k, v in moved.items()}
     moved["strength"] = torch.tensor(strengths, dtype=torch.float32)
     save_image(grid(to_uint8(images), cols=steps), out / "strip.png")
@@ -178,7 +194,8 @@ def edit(
                   direction=direction, conditions=list(condition or []), strength=strength,
                   steps=steps, strengths=[float(s) for s in strengths],
                   direction_meta={k: v for k, v in d.meta.items() if k != "made_with"},
-                  attribute=attribute if attribute in ATTRIBUTES else None, scores=scores,
+                  attribute=attribute if isinstance(attribute, str) and attribute in ATTRIBUTES
+                  else None, scores=scores,
                   seconds=round(time.time() - t0, 3))
     write_json(out / "edit.json", json_safe(record))
     console.print(f"wrote strip.png ({steps} frames), latents.safetensors and edit.json to {out}")
@@ -296,10 +313,8 @@ def train_cmd(
     G = _load(model, device)["G"]
     if "w" not in G.latent_spaces and space != "z":
         raise ValueError(f"{G.arch} has no W space: use --space z")
-    _from_latents(latents, 0, G, "z")  # checks the file's shapes
-    from safetensors.torch import load_file
-    raw = load_file(str(latents))
-    X = latents_in_space(raw["z"], raw["ws"], space).double().numpy()
+    z, ws = _read_latents(latents, G)
+    X = latents_in_space(z, ws, space).double().numpy()
     y = _read_scores(scores, X.shape[0])
     normal, accuracy = train_boundary(X, y, method=method, ratio=ratio)
     meta = dict(method=f"interfacegan-{method}", attribute=attribute, accuracy=accuracy,
@@ -337,7 +352,7 @@ def attributes_cmd(
     """InterFaceGAN directions for the pixel attributes (brightness, warmth, asymmetry,
     contrast; see docs/editing.md) from N sampled images, no labels needed."""
     from ..editing.attributes import attribute_directions
-    from ..editing.directions import save_direction
+    from ..editing.directions import check_sample_count, save_direction
 
     validate.integer(n, "--n", 50, MAX_SAMPLES)
     validate.integer(seed_start, "--seed-start", 0, validate.MAX_SEED - n)
@@ -345,6 +360,7 @@ def attributes_cmd(
         raise ValueError(f"--method must be svm or logistic, not {method!r}")
     validate.finite(ratio, "--ratio", 0, 0.5, lo_open=True)
     validate.integer(batch, "--batch", 1, validate.MAX_BATCH)
+    check_sample_count(n, ratio)
     validate.out_dir(out)
     validate.device(device)
     G = _load(model, device)["G"]

@@ -97,6 +97,18 @@ def sefa(G: GeneratorBase, k: int = 5, layers=None) -> list[Direction]:
 
 # --- InterFaceGAN ----------------------------------------------------------------------------
 
+def check_sample_count(n: int, ratio: float, val_fraction: float = 0.3) -> int:
+    """The positives (= negatives) n latents give at `ratio`; ValueError when too few to train
+    and check a boundary (callers check before sampling anything)."""
+    chosen = int(n * ratio)
+    train_n = int(chosen * (1 - val_fraction))
+    if train_n < 2 or chosen - train_n < 1:
+        raise ValueError(f"{n} latents at ratio {ratio} give {chosen} positives and "
+                         f"negatives: too few to train and check a boundary (use more latents "
+                         "or a larger ratio)")
+    return chosen
+
+
 def train_boundary(latents, scores, method: str = "svm", ratio: float = 0.02,
                    val_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, float]:
     """InterFaceGAN (Shen et al., CVPR 2020): the latents with the top `ratio` of scores are
@@ -118,12 +130,8 @@ def train_boundary(latents, scores, method: str = "svm", ratio: float = 0.02,
         raise ValueError(f"ratio must be in (0, 0.5], not {ratio}")
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), not {val_fraction}")
-    chosen = int(len(y) * ratio)
+    chosen = check_sample_count(len(y), ratio, val_fraction)
     train_n = int(chosen * (1 - val_fraction))
-    if train_n < 2 or chosen - train_n < 1:
-        raise ValueError(f"{len(y)} latents at ratio {ratio} give {chosen} positives and "
-                         f"negatives: too few to train and check a boundary (use more latents "
-                         "or a larger ratio)")
     order = np.argsort(-y, kind="stable")
     if y[order[chosen - 1]] <= y[order[-chosen]]:
         raise ValueError("the top and bottom scores overlap: the scores do not vary enough")
@@ -179,6 +187,9 @@ def conditional(primal: Direction, conditions: list[Direction]) -> Direction:
     leaves the conditions' linear scores unchanged."""
     basis = []
     for c in conditions:
+        if c.layers != primal.layers:
+            raise ValueError(f"a condition moving layers {c.layers or 'all'} cannot condition a "
+                             f"direction moving layers {primal.layers or 'all'}")
         if c.space != primal.space or c.vector.shape != primal.vector.shape:
             raise ValueError(f"a condition direction in {c.space} {list(c.vector.shape)} cannot "
                              f"condition one in {primal.space} {list(primal.vector.shape)}")
@@ -349,6 +360,9 @@ def load_direction(path, G: GeneratorBase, space: str | None = None) -> Directio
         if not isinstance(layers, list) or not all(isinstance(i, int) for i in layers):
             raise ValueError(f"{meta_path}: layers must be a list of W+ layer indices")
         layers = _layer_subset(G, layers)
+    for key in ("attribute", "name"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise ValueError(f"{meta_path}: {key} must be a string")
     meta.setdefault("name", name)
     return Direction(v.to(next(G.parameters()).dtype), got, G.num_ws, layers,
                      w_is_z="w" not in G.latent_spaces, meta=meta)
@@ -391,10 +405,6 @@ def edit_frames(G: GeneratorBase, method, method_name: str, params: dict, direct
                 strengths) -> tuple[torch.Tensor, dict]:
     """Render `params` (batch 1) moved by each strength: (images [steps, C, H, W],
     {name: the moved parameters stacked over the steps})."""
-    images, moved = [], []
-    for s in strengths:
-        p = apply_direction(method_name, params, direction, float(s))
-        images.append(method.render(G, p))
-        moved.append(p)
+    moved = [apply_direction(method_name, params, direction, float(s)) for s in strengths]
     stacked = {k: torch.cat([p[k] for p in moved]) for k in moved[0]}
-    return torch.cat(images), stacked
+    return method.render(G, stacked), stacked  # every frame in one forward pass

@@ -239,7 +239,8 @@ def test_c2st_judges_images_as_saved_not_raw_floats(tmp_path):
     """A generator's float output is compared as the 8-bit image it would be saved as: values
     beyond [-1, 1], which no saved image keeps, must not give the fakes away."""
     from ganprior.images import load_image, save_image, to_uint8
-    from ganprior.metrics.c2st import as_saved_image, c2st_accuracy
+    from ganprior.images import as_saved_image
+    from ganprior.metrics.c2st import c2st_accuracy
     g = torch.Generator().manual_seed(1)
     raw = torch.rand(4, 3, 16, 16, generator=g) * 2.4 - 1.2
     save_image(to_uint8(raw)[0], tmp_path / "x.png")

@@ -126,6 +126,7 @@ def test_styles_is_layers(setup, tmp_path):
     (["--images", "{root}/a.png", "{root}/b.png", "--method", "z"], 1, "--method must be w+ or padinv"),
     (["--images", "{root}/a.png", "{root}/b.png", "--rows", "1"], 1, "leave out --rows"),
     (["--rows", "1"], 1, "give the cols as seeds"),
+    (["--rows", "", "--cols", "2"], 1, "--rows"),
     (["--rows", "1", "--cols", "2", "--col-latents", "{root}/a.png"], 1, "exactly one of them"),
     (["--rows", "1", "--col-latents", "{root}/a.png"], 1, "not a readable safetensors file"),
 ])
@@ -137,3 +138,14 @@ def test_bad_input_is_one_line(setup, tmp_path, args, status, msg):
     assert msg in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1, r.output
     assert not (tmp_path / "o" / "mix.json").exists()
+
+
+def test_a_photo_named_mix_does_not_lose_its_reconstruction(setup, tmp_path):
+    _, root, model = setup
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "mix.png").write_bytes((root / "a.png").read_bytes())
+    run("mix", "--model", model, "--images", tmp_path / "in" / "mix.png", root / "b.png",
+        "--steps", 1, "--out", tmp_path / "o")
+    rec = json.loads((tmp_path / "o" / "mix.json").read_text())
+    assert "mix_image" in rec["reconstructions"]
+    assert (tmp_path / "o" / "mix_image.png").exists() and (tmp_path / "o" / "mix.png").exists()

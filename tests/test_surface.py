@@ -12,7 +12,7 @@ import torch
 import typer.main
 from conftest import small_stylegan2
 from PIL import Image
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 import ganprior
@@ -94,7 +94,10 @@ def test_every_option_of_my_commands_has_help_and_a_default():
             if p.param_type_name != "option" or p.hidden or p.name == "help":
                 continue
             assert p.help, (path, p.name)
-            shown = p.show_default not in (False, None) or "[default:" in p.help
+            # typer sets show_default=True on every option: a None default shows nothing, so
+            # such an option must say its default in words (show_default="..." or the help)
+            shown = (isinstance(p.show_default, str) or "default" in p.help.lower()
+                     or (p.show_default is not False and p.default is not None))
             assert shown or p.is_flag, (path, p.name)
 
 
@@ -131,11 +134,16 @@ def test_import_ganprior_is_light_and_names_load_lazily():
     assert resources.files("ganprior").joinpath("py.typed").is_file()
 
 
-def test_load_generator_defaults_to_auto_device(sg2):
+def test_load_generator_defaults_to_auto_device(sg2, monkeypatch):
     G, model = sg2
+    import ganprior.device
     from ganprior.device import pick_device
+    asked = []
+    monkeypatch.setattr(ganprior.device, "pick_device",
+                        lambda name="auto": asked.append(name) or pick_device(name))
     loaded = ganprior.load_generator(model)
-    assert loaded.device.type == pick_device("auto").type
+    assert asked == ["auto"] and loaded.device.type == pick_device("auto").type
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="--device must be"):
         ganprior.load_generator(model, device="meta")
 
@@ -175,6 +183,8 @@ def test_projected_w_reads_generates_own_latents(sg2, tmp_path):
     ("junk", [], "not a readable safetensors file"),
     ("npz-ok", ["--seeds", "1"], "--seeds make latents from seeds"),
     ("npz-ok", ["--trunc", "0.5"], "--trunc make latents from seeds"),
+    ("result-made-from-list", [], "'made_from' must be an object"),
+    ("result-wrong-shape", [], "does not fit w+ on this model"),
 ])
 def test_projected_w_bad_files_are_one_line(sg2, tmp_path, content, extra, msg):
     _, model = sg2
@@ -188,6 +198,12 @@ def test_projected_w_bad_files_are_one_line(sg2, tmp_path, content, extra, msg):
         np.savez(f, w=ok * np.nan)
     elif content == "npz-ok":
         np.savez(f, w=ok)
+    elif content.startswith("result"):  # an inversion result OUT/STEM with a broken record
+        bad = content == "result-made-from-list"
+        save_file({"w": torch.zeros(8 if bad else 3, 24)}, str(tmp_path / "r.safetensors"))
+        (tmp_path / "r.json").write_text(json.dumps({"method": "w+", "made_from": [] if bad
+                                                     else None}))
+        f = tmp_path / "r"
     else:
         f.write_bytes(b"this is not a latent file")
     r = run("generate", "--model", model, "--projected-w", f, *extra, "--out", tmp_path / "o", ok=False)
@@ -353,10 +369,11 @@ def test_labelled_grid_keeps_the_cells_and_draws_labels():
         labelled_grid(imgs, 2, ["a", "b", "c"], None)
 
 
-def test_loss_fallback_warning_still_issued_in_the_library():
+def test_loss_fallback_warning_still_issued_in_the_library(tmp_path, monkeypatch):
     from ganprior.inversion.losses import ReconstructionLoss
+    monkeypatch.setenv("GANPRIOR_WEIGHTS", str(tmp_path))  # no VGG16 weights here
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loss = ReconstructionLoss("auto")
-    if "vgg" not in loss.name:  # no VGG16 weights installed: the fallback must be said
-        assert any("--loss auto" in str(w.message) for w in caught)
+    assert "vgg" not in loss.name
+    assert any("--loss auto" in str(w.message) for w in caught)

@@ -5,10 +5,10 @@ import re
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .images import to_uint8
 from .nets.base import GeneratorBase
+from .progress import progress_bar
 
 
 def range_parts(text: str, name: str = "seeds", max_value: int | None = None) -> list[tuple[int, int]]:
@@ -45,7 +45,7 @@ def generate_batches(G: GeneratorBase, seeds, truncation_psi=1.0, truncation_cut
     """Yields (seeds, uint8 images [n, H, W, C], z [n, z_dim], ws [n, num_ws, w_dim]) one batch
     at a time, so a caller can write images as they come instead of holding them all."""
     chunks = [seeds[i:i + batch] for i in range(0, len(seeds), batch)]
-    for chunk in tqdm(chunks, desc="generate", unit="batch", disable=not progress):
+    for chunk in progress_bar(chunks, desc="generate", unit="batch", enabled=progress):
         with torch.no_grad():
             z, ws = seeds_to_ws(G, chunk, truncation_psi, truncation_cutoff, class_idx)
             images = to_uint8(G.synthesize(ws, noise_mode=noise_mode))

@@ -26,6 +26,7 @@ from .limits import check_regular_file, check_zip_members
 from .nets.base import GeneratorBase
 
 MAX_LATENTS = 100_000  # per file: each is rendered and kept in memory as one image
+MAX_RECORD_BYTES = 256 << 20  # a JSON read beside a latent file (generate.json, STEM.json)
 
 
 @dataclass
@@ -98,6 +99,8 @@ def _read_npz(path, G) -> Latents:
                 _fail(path, f"no array 'w' (NVIDIA's projected_w.npz has one); found "
                             f"{', '.join(data.files) or 'none'}")
             w = data["w"]
+    except GanpriorError as e:  # a zip bomb or an over-large member
+        _fail(path, str(e))
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         if isinstance(e, ValueError) and str(e).startswith(str(path)):
             raise
@@ -119,10 +122,13 @@ def _load_safetensors(path) -> dict:
 
 def _seed_labels(path: Path, n: int) -> list[str]:
     """seedNNNN names from the generate.json beside generate's latents, else latentNNNN."""
-    try:
-        seeds = json.loads((path.parent / "generate.json").read_text()).get("seeds")
-    except (OSError, ValueError, AttributeError):
-        seeds = None
+    record, seeds = path.parent / "generate.json", None
+    # only a regular file of sane size (generate.json holds every z: 100k seeds are ~1 GB)
+    if record.is_file() and record.stat().st_size <= MAX_RECORD_BYTES:
+        try:
+            seeds = json.loads(record.read_text()).get("seeds")
+        except (OSError, ValueError, AttributeError):
+            seeds = None
     if isinstance(seeds, list) and len(seeds) == n and all(isinstance(s, int) for s in seeds):
         return [f"seed{s:04d}" for s in seeds]
     return [f"latent{i:04d}" for i in range(n)]
@@ -130,9 +136,10 @@ def _seed_labels(path: Path, n: int) -> list[str]:
 
 def _record_of(path: Path) -> tuple[Path, dict] | None:
     """(STEM path, record) when `path` names an inversion result, else None."""
-    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-    rec_path = stem.parent / f"{stem.name}.json"
-    if not rec_path.is_file():
+    from .inversion.results import result_paths
+    rec_path = result_paths(path)[0]
+    stem = rec_path.with_suffix("")
+    if not rec_path.is_file() or rec_path.stat().st_size > MAX_RECORD_BYTES:
         return None
     try:
         record = json.loads(rec_path.read_text())

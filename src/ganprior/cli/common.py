@@ -23,11 +23,6 @@ from ..errors import GanpriorError
 console = Console()
 
 
-def _check_noise_mode(value: str):
-    if value not in ("const", "random", "none"):
-        raise ValueError(f"--noise-mode must be const, random or none, not {value!r}")
-
-
 ModelOpt = typer.Option("dcgan-digiface64", "--model", "--network", "-m",
                         help="Zoo name (see `ganprior models`) or checkpoint path "
                              "(--network: NVIDIA's spelling).")
@@ -132,6 +127,9 @@ class OneLineUsageErrors(typer.core.TyperGroup):
         except Abort:
             echo("error: aborted", err=True)
             sys.exit(1)
+        except click_errors.ClickException as e:  # e.g. a file option that cannot be opened
+            echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

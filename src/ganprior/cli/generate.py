@@ -38,7 +38,7 @@ def _no_seed_options(seeds, trunc, trunc_cutoff, class_idx, what: str):
 
 @user_errors
 def generate(
-    model: str = ModelOpt,
+    model: Optional[str] = StyleModelOpt,
     seeds: Optional[str] = typer.Option(None, show_default=DEFAULT_SEEDS,
                                         help="Seeds, e.g. 0-15 or 1,5,9-12."),
     projected_w: Optional[Path] = typer.Option(
@@ -69,6 +69,8 @@ def generate(
     validate.noise_mode(noise_mode)
     validate.out_dir(out)
     validate.device(device)
+    # saved latents are W+ (NVIDIA's projector, inversions): the StyleGAN2 model by default
+    model = model or _default_model(needs_w=projected_w is not None)
     if projected_w is not None:
         _no_seed_options(seeds, trunc, trunc_cutoff, class_idx, "--projected-w")
         return _generate_projected(model, projected_w, noise_mode, out, device)
@@ -108,6 +110,11 @@ def _generate_seeds(model, seed_list, trunc, trunc_cutoff, class_idx, noise_mode
                   f"({len(seed_list) / max(seconds, 1e-9):.1f} img/s)")
 
 
+def _not_reserved(name: str, reserved: tuple[str, ...]) -> str:
+    """An image's file name that does not collide with the command's own outputs."""
+    return f"{name}_image" if name in reserved else name
+
+
 def _generate_projected(model, path: Path, noise_mode, out, device):
     import numpy as np
 
@@ -118,7 +125,8 @@ def _generate_projected(model, path: Path, noise_mode, out, device):
     G = _load(model, device)["G"]
     lat = read_latents(path, G)
     shown = []
-    for i, label in enumerate(lat.labels):
+    names = [_not_reserved(label, ("grid",)) for label in lat.labels]  # grid.png is the grid
+    for i, label in enumerate(names):
         img = to_uint8(lat.render(i, noise_mode=noise_mode))[0]
         save_image(img, out / f"{label}.png")
         if len(shown) < GRID_MAX:
@@ -127,13 +135,9 @@ def _generate_projected(model, path: Path, noise_mode, out, device):
     if lat.ws is not None:
         _save_latents(out / "latents.safetensors", {"ws": lat.ws})
     write_json(out / "generate.json", dict(
-        model=model, projected_w=str(path), kind=lat.kind, labels=lat.labels,
+        model=model, projected_w=str(path), kind=lat.kind, labels=names,
         noise_mode=noise_mode, latents="latents.safetensors" if lat.ws is not None else None))
     console.print(f"wrote {len(lat)} images from {path}, grid.png and generate.json to {out}")
-
-
-def _range(text: str, option: str, limit: int) -> list[int]:
-    return validate.seed_list(text, option, limit=limit)
 
 
 @user_errors
@@ -179,7 +183,7 @@ def mix(
     --projected-w`; "row_ws", "col_ws": the sources'). Photos also give OUT/A.png, OUT/B.png
     (their reconstructions).
     """
-    layer_list = _range(layers, "--layers", 1024)
+    layer_list = validate.seed_list(layers, "--layers", limit=1024)
     validate.truncation(trunc, trunc_cutoff)
     validate.integer(class_idx, "--class", optional=True)
     validate.noise_mode(noise_mode)
@@ -188,7 +192,7 @@ def mix(
     validate.out_dir(out)
     validate.device(device)
     if images is not None:
-        if rows or cols or row_latents or col_latents:
+        if any(v is not None for v in (rows, cols, row_latents, col_latents)):
             raise ValueError("--images A B mixes the two photos; leave out --rows/--cols and "
                              "--row-latents/--col-latents")
         return _mix_photos(model, list(images), layer_list, method, steps, loss, seed,
@@ -197,10 +201,11 @@ def mix(
         if (seeds is None) == (file is None):
             raise ValueError(f"give the {side}s as seeds (--{side}s) or a latent file "
                              f"(--{side}-latents), exactly one of them (or --images A B)")
-    if rows and cols:
+    if rows is not None and cols is not None:
         validate.mix_grid(rows, cols)
-    row_seeds = _range(rows, "--rows", validate.MAX_MIX_CELLS) if rows else None
-    col_seeds = _range(cols, "--cols", validate.MAX_MIX_CELLS) if cols else None
+    row_seeds, col_seeds = (None if text is None else
+                            validate.seed_list(text, option, limit=validate.MAX_MIX_CELLS)
+                            for text, option in ((rows, "--rows"), (cols, "--cols")))
     G = _load(model or _default_model(needs_w=True), device)["G"]
     from ..editing.mixing import check_mixable, mix_latents, seed_latents
     from ..latent_files import read_latents
@@ -283,7 +288,7 @@ def _mix_photos(model, paths, layer_list, method, steps, loss, seed, noise_mode,
     for p in paths:
         check_image(p)  # a missing or broken photo fails before the model is loaded
     refuse_overwriting(out, paths)  # OUT/STEM.png must not land on a photo
-    stems = [p.stem for p in paths]
+    stems = [_not_reserved(p.stem, ("mix",)) for p in paths]  # mix.png is the grid
     if stems[0] == stems[1]:
         stems = [f"{stems[0]}_a", f"{stems[1]}_b"]
     model = model or _default_model(needs_w=True)

@@ -27,7 +27,7 @@ def weights_list():
     console.print(table)
     console.print()
     for w in weights.REGISTRY.values():
-        console.print(f"[bold]{w.name}[/]: {escape(getattr(w, 'enables', None) or w.purpose)}")
+        console.print(f"[bold]{w.name}[/]: {escape(w.purpose)}")
     console.print(f"\ncache folder: {weights.cache_dir()} (set GANPRIOR_WEIGHTS to change)")
 
 
@@ -45,7 +45,8 @@ def weights_download(names: list[str] = typer.Argument(None, help="Names (defaul
 @weights_app.command("verify")
 @user_errors
 def weights_verify():
-    """Check the installed weight files against their known SHA-256; exit 1 on a mismatch."""
+    """Check the installed weight files against their known SHA-256; exit 1 when one does not
+    match or has no known hash to be checked against (it cannot be trusted as ok)."""
     from .. import weights
     bad = False
     for name in weights.REGISTRY:

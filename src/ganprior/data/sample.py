@@ -7,10 +7,10 @@ import zipfile
 from pathlib import Path
 
 from PIL import Image
-from tqdm import tqdm
 
 from ..files import atomic_write
 from ..generate import generate
+from ..progress import progress_bar
 
 
 def sample_dataset(G, n: int, out, batch: int = 64, truncation_psi: float = 1.0,
@@ -23,7 +23,7 @@ def sample_dataset(G, n: int, out, batch: int = 64, truncation_psi: float = 1.0,
 
     def write(tmp):
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
-            bar = tqdm(total=n, desc="sample", unit="img", disable=not progress)
+            bar = progress_bar(total=n, desc="sample", unit="img", enabled=progress)
             for start in range(0, n, batch):
                 seeds = list(range(seed_start + start, seed_start + min(start + batch, n)))
                 images, _, _ = generate(G, seeds, truncation_psi=truncation_psi, batch=batch)

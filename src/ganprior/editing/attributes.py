@@ -79,10 +79,10 @@ def score_all(images: torch.Tensor) -> dict[str, torch.Tensor]:
 def sample_scores(G: GeneratorBase, seeds, batch: int = 64, progress: bool = False):
     """(z [N, z_dim], ws [N, num_ws, w_dim], {attribute: scores [N]}) for G's images of
     `seeds` (psi 1, constant noise), on the CPU."""
-    from tqdm import tqdm
+    from ..progress import progress_bar
     zs, wss, scores = [], [], {k: [] for k in ATTRIBUTES}
     chunks = [seeds[i:i + batch] for i in range(0, len(seeds), batch)]
-    for chunk in tqdm(chunks, desc="sample", unit="batch", disable=not progress):
+    for chunk in progress_bar(chunks, desc="sample", unit="batch", enabled=progress):
         z, ws = seeds_to_ws(G, chunk)
         for k, v in score_all(G.synthesize(ws, noise_mode="const")).items():
             scores[k].append(v.cpu())

@@ -323,4 +323,4 @@ def make_method(name: str, **options) -> Method:
     return Encoded(encoder, hybrid=name == "hybrid")
 
 
-METHODS = ("z", "w", "w+", "mganprior", "padinv", "encoder", "hybrid")
+METHODS = tuple(METHOD_OPTIONS)

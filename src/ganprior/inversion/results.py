@@ -73,8 +73,11 @@ def load_result(path, G: GeneratorBase) -> LoadedResult:
     if not raw:
         raise ValueError(f"{tensors_path} holds no parameters (a classical baseline's result "
                          "has no latents to reload)")
+    for key in ("made_from", "options"):
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            raise ValueError(f"{json_path}: {key!r} must be an object")
     from .files import model_fingerprint
-    made_for = record.get("made_from", {}).get("model_sha256")
+    made_for = (record.get("made_from") or {}).get("model_sha256")
     if made_for is not None and made_for != model_fingerprint(G):
         raise ValueError(f"{json_path.name} was made with another model; load the model it "
                          f"names ({record.get('options', {}).get('model', 'see the JSON')})")
@@ -89,5 +92,9 @@ def load_result(path, G: GeneratorBase) -> LoadedResult:
         from .tuning import load_delta
         tuned = load_delta(tuned_path, G)
     result = LoadedResult(tuned, method, params, record, json_path.with_suffix(""))
-    result.render()  # shapes checked now, with the generator's own message
+    try:
+        result.render()  # shapes checked now, with one line naming the result
+    except (RuntimeError, KeyError, IndexError) as e:
+        raise ValueError(f"{tensors_path} does not fit {record['method']} on this model "
+                         f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     return result

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..images import as_saved_image  # the 8-bit round trip every saved image takes
+
 
 def _classifier(channels: int) -> nn.Module:
     return nn.Sequential(
@@ -22,11 +24,6 @@ def _classifier(channels: int) -> nn.Module:
         nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
         nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 1))
-
-
-def as_saved_image(img: torch.Tensor) -> torch.Tensor:
-    """[N, C, H, W] in [-1, 1] -> the same after a round trip through an 8-bit PNG."""
-    return (img.float() * 127.5 + 128).clamp(0, 255).floor() / 127.5 - 1
 
 
 def c2st_accuracy(real: torch.Tensor, fake: torch.Tensor, steps: int = 300, batch: int = 64,

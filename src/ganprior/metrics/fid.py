@@ -18,6 +18,7 @@ import scipy.linalg
 import torch
 
 from ..errors import GanpriorError
+from ..images import quantize_8bit
 
 
 def load_detector(device="cpu") -> torch.jit.ScriptModule:
@@ -93,7 +94,7 @@ def generator_batches(G, n: int, batch: int = 64, seed: int = 0, device="cpu", l
                 c = torch.nn.functional.one_hot(classes, G.c_dim).float().to(device)
             with torch.no_grad():
                 img = G.synthesize(G.z_to_w(z, c), noise_mode="random")
-            yield (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+            yield quantize_8bit(img)
 
 
 def dataset_batches(source, n: int, resolution: int | None = None, batch: int = 64, seed: int = 0):
@@ -104,7 +105,7 @@ def dataset_batches(source, n: int, resolution: int | None = None, batch: int = 
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].tolist()
     for k in range(0, len(idx), batch):
         imgs = torch.stack([ds.image(i) for i in idx[k:k + batch]])
-        yield (imgs * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+        yield quantize_8bit(imgs)
 
 
 def fid_kid(real_batches, fake_batches, device="cpu", detector=None) -> dict:

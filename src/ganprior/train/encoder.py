@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ..files import atomic_write
 # Encoder file I/O and padinv_params live in nets/ (inference needs them).
 from ..nets.encoder_files import save_encoder
 from ..nets.encoders import encoder_for, padinv_encoder_for, padinv_params
+from ..progress import progress_bar
 
 
 @torch.no_grad()
@@ -90,8 +90,8 @@ def train_encoder(G, out, steps=2000, batch=32, lr=1e-3, recon_weight=1.0, seed=
             from ..inputs import list_inputs
             files = list_inputs([data])
     t0 = time.time()
-    bar = tqdm(range(start, steps), desc="train encoder", unit="step", disable=not progress,
-               initial=start, total=steps)
+    bar = progress_bar(range(start, steps), desc="train encoder", unit="step",
+                       enabled=progress, initial=start, total=steps)
     for step in bar:
         x, latent = sample_pairs(G, batch, rng)
         if files:  # half generated, half real

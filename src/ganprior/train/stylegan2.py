@@ -33,13 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..checkpoints import save_native
 from ..device import describe_device
 from ..files import atomic_write
 from ..images import grid, save_image, to_uint8
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from ..progress import progress_bar
 
 PRESETS = {
     "paper256": dict(mb=64, mbstd=8, fmaps=0.5, lrate=0.0025, gamma=1.0, ema=20, ramp=None,
@@ -420,8 +420,8 @@ def train(data, out, cfg="auto", kimg=1000, seed=0, snap_kimg=50, sample_kimg=10
     if state_path.exists():
         trainer.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
     total = kimg * 1000
-    bar = tqdm(total=total, initial=min(trainer.nimg, total), unit="img", unit_scale=True,
-               desc="train stylegan2", disable=not progress or rank != 0)
+    bar = progress_bar(total=total, initial=min(trainer.nimg, total), unit="img",
+                       unit_scale=True, desc="train stylegan2", enabled=progress and rank == 0)
     t_last, n_last = time.time(), trainer.nimg
     next_snap = (trainer.nimg // (snap_kimg * 1000) + 1) * snap_kimg * 1000
     next_sample = (trainer.nimg // (sample_kimg * 1000) + 1) * sample_kimg * 1000

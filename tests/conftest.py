@@ -66,3 +66,14 @@ def parity_case(name):
     cfg = json.loads((PARITY / f"{name}.config.json").read_text())
     return (cfg, load_file(str(PARITY / f"{name}.params.safetensors")),
             load_file(str(PARITY / f"{name}.expected.safetensors")))
+
+
+def run_cli(*args, ok=True):
+    """`ganprior ARGS` in-process (typer's CliRunner); with ok, asserts exit status 0."""
+    from typer.testing import CliRunner
+
+    from ganprior.cli import app
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    if ok:
+        assert r.exit_code == 0, r.output + repr(r.exception)
+    return r

@@ -4,22 +4,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import small_stylegan2
+from conftest import run_cli as run, small_stylegan2
 from nvidia_pickle import write_nvidia_pickle
 from PIL import Image
-from typer.testing import CliRunner
 
 from ganprior.checkpoints import save_native
-from ganprior.cli import app
-
-runner = CliRunner()
 
 
-def run(*args, ok=True):
-    r = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert r.exit_code == 0, r.output + str(r.exception)
-    return r
 
 
 @pytest.fixture

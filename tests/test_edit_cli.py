@@ -4,25 +4,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import small_stylegan2
+from conftest import run_cli as run, small_stylegan2
 from PIL import Image
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
 from ganprior.checkpoints import load_networks, save_native
-from ganprior.cli import app
 from ganprior.editing.directions import (Direction, load_direction, save_direction,
                                          shipped_directions)
 from ganprior.images import to_uint8
 
-runner = CliRunner()
 
-
-def run(*args, ok=True):
-    r = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert r.exit_code == 0, r.output + str(r.exception)
-    return r
 
 
 def cells(path, steps, size):

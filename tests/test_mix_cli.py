@@ -4,25 +4,17 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import small_stylegan2
+from conftest import run_cli as run, small_stylegan2
 from PIL import Image
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
 from ganprior.checkpoints import save_native
 from ganprior.cli import app
 from ganprior.images import load_image, to_uint8
 from ganprior.inversion import invert, make_method
 
-runner = CliRunner()
 STEPS = 3
 
-
-def run(*args, ok=True):
-    r = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert r.exit_code == 0, r.output + repr(r.exception)
-    return r
 
 
 @pytest.fixture(scope="module")

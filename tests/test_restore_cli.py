@@ -7,24 +7,21 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import small_stylegan2
+from conftest import run_cli, small_stylegan2
 from PIL import Image
-from typer.testing import CliRunner
 
 from ganprior.checkpoints import load_networks, save_native
-from ganprior.cli import app
 from ganprior.images import to_uint8
 from ganprior.inversion.results import load_result
 from ganprior.metrics import psnr
 from ganprior.restore.degrade import luminance
 
-runner = CliRunner()
 RES = 32
 
 
 def invoke(*args, code=0):
-    r = runner.invoke(app, [str(a) for a in args])
-    assert r.exit_code == code, r.output + repr(r.exception)
+    r = run_cli(*args, ok=code == 0)
+    assert r.exit_code == code, r.output
     return r
 
 

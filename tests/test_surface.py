@@ -10,24 +10,16 @@ import numpy as np
 import pytest
 import torch
 import typer.main
-from conftest import small_stylegan2
+from conftest import run_cli as run, small_stylegan2
 from PIL import Image
 from safetensors.torch import load_file, save_file
-from typer.testing import CliRunner
 
 import ganprior
 from ganprior.checkpoints import save_native
 from ganprior.cli import app
 
-runner = CliRunner()
 MINE = ("models", "info", "generate", "mix", "analyze-layers", "weights")
 
-
-def run(*args, ok=True):
-    r = runner.invoke(app, [str(a) for a in args])
-    if ok:
-        assert r.exit_code == 0, r.output + repr(r.exception)
-    return r
 
 
 @pytest.fixture(scope="module")

@@ -53,6 +53,9 @@ bench: setup
 	$(BIN)/python benchmarks/inversion.py --model stylegan2-digiface64
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/augment.py
+	# restoration: baselines vs fixed G vs tuned G (about 10 min), and the shipped directions
+	$(BIN)/python benchmarks/restoration.py --steps 100 --tune-steps 60 --n-domain 1 --real astronaut_face
+	$(BIN)/python benchmarks/directions.py --n 200 --strength 3
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

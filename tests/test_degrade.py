@@ -259,6 +259,13 @@ def test_salt_pepper_fraction_values_and_known_mask():
 
 # --- bring_back --------------------------------------------------------------------------------
 
+def test_luminance_of_one_channel_is_itself_and_other_counts_are_refused():
+    x = torch.rand(2, 1, 4, 4)
+    assert torch.equal(luminance(x), x)
+    with pytest.raises(ValueError, match="1 or 3 channels, got 2"):
+        luminance(torch.rand(1, 2, 4, 4))
+
+
 def test_colorization_keeps_the_observed_luminance_and_the_reconstructed_chroma():
     g = torch.Generator().manual_seed(0)
     recon = torch.rand(2, 3, 8, 8, generator=g, dtype=torch.float64) * 0.6 - 0.3

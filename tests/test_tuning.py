@@ -12,7 +12,7 @@ from ganprior.inversion.files import model_fingerprint
 from ganprior.inversion.methods import make_method
 from ganprior.inversion.tuning import (DFeatureLoss, auto_alpha, block_groups, load_delta,
                                        locality_loss, read_delta, regulariser_ws, save_delta,
-                                       stage_blocks, tune, tune_settings)
+                                       stage_blocks, tune, tune_settings, _rescale)
 from ganprior.nets.dcgan import DCGANGenerator
 
 RES = 16
@@ -102,6 +102,18 @@ def test_the_locality_regulariser_by_hand(nets):
     assert torch.allclose(got, want, rtol=1e-5)
     # an untuned copy costs nothing (autograd's and inference's op orders round differently)
     assert locality_loss(G, G, w_p, z, alpha, psi).item() < 1e-10
+    # the perceptual part (LPIPS where installed; a stand-in distance here) is added, weighted
+    l1 = lambda a, b: (a - b).abs().flatten(1).mean(1)  # noqa: E731
+    with torch.no_grad():
+        w_r = regulariser_ws(G, w_p, z, alpha, psi)
+        new, old = G_tuned.synthesize(w_r), G.synthesize(w_r)
+        both = locality_loss(G_tuned, G, w_p, z, alpha, psi, l2=2.0, lpips=l1, lpips_weight=0.5)
+        want = (2.0 * (new - old).square().flatten(1).mean(1) + 0.5 * l1(new, old)).mean()
+    assert torch.allclose(both, want, rtol=1e-5)
+    with torch.no_grad():  # weight 0: the perceptual distance is not even computed
+        unused = lambda a, b: pytest.fail("LPIPS computed at weight 0")  # noqa: E731
+        assert torch.allclose(locality_loss(G_tuned, G, w_p, z, alpha, psi, lpips=unused,
+                                            lpips_weight=0.0), got, rtol=1e-5)
 
 
 def test_auto_alpha_is_a_fraction_of_the_median_distance_to_random_codes():
@@ -140,6 +152,15 @@ def test_block_groups_follow_the_synthesis_blocks():
     assert block_groups(D) == [("b4", ["main.0.weight", "main.1.weight", "main.1.bias"]),
                                ("b8", ["main.3.weight", "main.4.weight", "main.4.bias"]),
                                ("b16", ["main.6.weight"])]
+
+
+def test_rescaled_stage_iterations():
+    assert _rescale([200, 200, 200, 200, 200], 100) == [20, 20, 20, 20, 20]
+    assert _rescale([1, 3], 8) == [2, 6]            # in proportion, rounded cumulatively
+    assert _rescale([1, 1, 1], 0) == [0, 0, 0]      # no steps is a valid (empty) schedule
+    assert _rescale([0, 0], 4) == [0, 0]            # all-zero stages stay empty
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        _rescale([1], -1)
 
 
 def test_stage_schedule():

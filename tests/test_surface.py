@@ -78,10 +78,8 @@ def test_analyze_layers_blocks_and_its_deprecated_layers(sg2, tmp_path):
     assert r.exit_code == 1 and "give only --blocks" in r.output
 
 
-def test_every_option_of_my_commands_has_help_and_a_default():
+def test_every_option_of_every_command_has_help_and_a_default():
     for path, cmd in commands():
-        if path[0] not in MINE:
-            continue
         for p in cmd.params:
             if p.param_type_name != "option" or p.hidden or p.name == "help":
                 continue
@@ -90,7 +88,7 @@ def test_every_option_of_my_commands_has_help_and_a_default():
             # such an option must say its default in words (show_default="..." or the help)
             shown = (isinstance(p.show_default, str) or "default" in p.help.lower()
                      or (p.show_default is not False and p.default is not None))
-            assert shown or p.is_flag, (path, p.name)
+            assert shown or p.is_flag or p.required, (path, p.name)
 
 
 # --- version, -h, python -m -------------------------------------------------------------------

@@ -17,7 +17,8 @@ def convert(
                                "NAME.pt (rosinality layout) or NAME.pkl (NVIDIA, needs "
                                "--nvlabs-code)."),
     nvlabs_code: Optional[Path] = typer.Option(
-        None, envvar="NVLABS_SG2ADA", help="For .pkl output: your stylegan2-ada-pytorch checkout. "
+        None, envvar="NVLABS_SG2ADA", show_default="$NVLABS_SG2ADA",
+        help="For .pkl output: your stylegan2-ada-pytorch checkout. "
         "NVIDIA's pickles carry their source code, so the file is built with their classes "
         "from that folder."),
 ):

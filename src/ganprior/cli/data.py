@@ -20,7 +20,8 @@ def data_sample(
     out: Path = typer.Option(Path("out/data/faces.zip"), help="Output .zip (dataset_tool layout)."),
     trunc: float = TruncOpt,
     seed_start: int = typer.Option(0, help="Image i uses seed seed_start + i."),
-    batch: int = typer.Option(64, min=1),
+    batch: int = typer.Option(64, min=1, help="Images generated per forward pass (memory vs "
+                              "speed; the images do not depend on it)."),
     device: str = DeviceOpt,
 ):
     """Build a training set from a teacher generator: OUT.zip with 00000/img00000000.png ...

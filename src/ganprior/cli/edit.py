@@ -128,19 +128,23 @@ def _safetensor_keys(path: Path) -> list[str]:
 @user_errors
 def edit(
     model: Optional[str] = StyleModelOpt,
-    seed: Optional[int] = typer.Option(None, help="Edit the image of this seed."),
+    seed: Optional[int] = typer.Option(None, show_default="none",
+                                       help="Edit the image of this seed."),
     trunc: float = TruncOpt,
-    latent: Optional[Path] = typer.Option(None, help="Edit a latent: generate's "
+    latent: Optional[Path] = typer.Option(None, show_default="none",
+                                          help="Edit a latent: generate's "
                                           "latents.safetensors (z, ws; pick the row with "
                                           "--index) or an inversion result's STEM.safetensors."),
     index: Optional[int] = typer.Option(None, show_default="0",
                                         help="Row of --latent's latents."),
-    result: Optional[Path] = typer.Option(None, help="Edit an inverted photo: OUT/STEM of "
+    result: Optional[Path] = typer.Option(None, show_default="none",
+                                          help="Edit an inverted photo: OUT/STEM of "
                                           "`ganprior invert` or a restoration command "
                                           "(mGANprior: every code moves, alpha frozen; tuned "
                                           "results use their tuned generator)."),
     direction: str = DirectionOpt,
-    condition: Optional[List[str]] = typer.Option(None, help="Directions to keep unchanged "
+    condition: Optional[List[str]] = typer.Option(None, show_default="none",
+                                                  help="Directions to keep unchanged "
                                                   "(projected out of --direction; repeatable)."),
     strength: float = typer.Option(3.0, help="The strip goes from -STRENGTH to +STRENGTH along "
                                    "the unit direction (latent-norm units)."),
@@ -292,7 +296,8 @@ def train_cmd(
     method: str = typer.Option("svm", help="svm (linear SVM) | logistic (logistic regression)."),
     ratio: float = typer.Option(0.02, help="Fraction of latents taken as positives (top "
                                 "scores) and as negatives (bottom scores); InterFaceGAN's 0.02."),
-    attribute: Optional[str] = typer.Option(None, help="Name of what the scores measure "
+    attribute: Optional[str] = typer.Option(None, show_default="none",
+                                     help="Name of what the scores measure "
                                             "(recorded in the JSON)."),
     out: Path = OutOpt("out/directions/boundary.json", "Direction file to write (NAME.json "
                        "+ NAME.safetensors).", file=True),

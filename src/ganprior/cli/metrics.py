@@ -17,7 +17,8 @@ from .common import DeviceOpt, _load, console, user_errors
 def metrics(
     a: Path = typer.Argument(..., help="Image, or folder of images."),
     b: Path = typer.Argument(..., help="Image, or folder with images of the same names."),
-    resolution: Optional[int] = typer.Option(None, help="Resize both to this size first."),
+    resolution: Optional[int] = typer.Option(None, show_default="no resize",
+                                             help="Resize both to this size first."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """PSNR, SSIM, MS-SSIM (and LPIPS when its weights are installed) between images.

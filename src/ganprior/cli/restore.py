@@ -184,11 +184,14 @@ def super_resolve(inputs: list[Path] = InputsArg,
 
 @user_errors
 def inpaint(inputs: list[Path] = InputsArg,
-            mask: Optional[Path] = typer.Option(None, help="Mask image at the model's "
+            mask: Optional[Path] = typer.Option(None, show_default="none",
+                                                help="Mask image at the model's "
                                                 "resolution: white = known, black = missing."),
-            center_crop: Optional[int] = typer.Option(None, help="Missing centre square of "
+            center_crop: Optional[int] = typer.Option(None, show_default="none",
+                                                      help="Missing centre square of "
                                                       "this many pixels."),
-            random: Optional[float] = typer.Option(None, help="Fraction of pixels missing at "
+            random: Optional[float] = typer.Option(None, show_default="none",
+                                                   help="Fraction of pixels missing at "
                                                    "random, e.g. 0.8 (one mask per image)."),
             model: Optional[str] = StyleModelOpt,
             method: str = MethodOpt, codes: Optional[int] = CodesOpt,
@@ -218,7 +221,8 @@ def inpaint(inputs: list[Path] = InputsArg,
 
 @user_errors
 def denoise(inputs: list[Path] = InputsArg,
-            noise: Optional[str] = typer.Option(None, help="Add this noise to the (clean) "
+            noise: Optional[str] = typer.Option(None, show_default="none (noisy photos)",
+                                                help="Add this noise to the (clean) "
                                                 "inputs first and score against them: gaussian "
                                                 "| sp (salt and pepper). Without it the inputs "
                                                 "are the noisy photos."),

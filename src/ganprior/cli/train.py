@@ -22,7 +22,8 @@ def train_encoder_cmd(
     seed: int = typer.Option(0, help="Seed of the generated training pairs."),
     padinv: bool = typer.Option(False, "--padinv", help="Train PadInv's encoder (W+ and "
                                 "padding maps; StyleGAN2) instead of a latent encoder."),
-    data: Optional[Path] = typer.Option(None, help="--padinv: a folder of real images mixed "
+    data: Optional[Path] = typer.Option(None, show_default="none",
+                                        help="--padinv: a folder of real images mixed "
                                         "half and half with generated ones."),
     device: str = DeviceOpt,
 ):
@@ -58,11 +59,16 @@ def train_stylegan2(
     out: Path = typer.Option(Path("out/train/stylegan2"), help="Run folder (rerun to resume)."),
     cfg: str = typer.Option("auto", help="auto | paper256 | cifar (NVIDIA's presets)."),
     kimg: int = typer.Option(1000, min=1, help="Length of training in thousands of real images."),
-    batch: Optional[int] = typer.Option(None, help="Override the preset's minibatch."),
-    channel_base: Optional[int] = typer.Option(None, help="Override model width (e.g. 8192)."),
-    channel_max: Optional[int] = typer.Option(None, help="Override the channel cap (e.g. 256)."),
-    map_layers: Optional[int] = typer.Option(None, "--map", help="Mapping network depth."),
-    z_dim: Optional[int] = typer.Option(None), w_dim: Optional[int] = typer.Option(None),
+    batch: Optional[int] = typer.Option(None, show_default="preset",
+                                        help="Override the preset's minibatch."),
+    channel_base: Optional[int] = typer.Option(None, show_default="preset",
+                                               help="Override model width (e.g. 8192)."),
+    channel_max: Optional[int] = typer.Option(None, show_default="preset",
+                                              help="Override the channel cap (e.g. 256)."),
+    map_layers: Optional[int] = typer.Option(None, "--map", show_default="preset",
+                                             help="Mapping network depth."),
+    z_dim: Optional[int] = typer.Option(None, help="Length of z (default 512, as NVIDIA)."),
+    w_dim: Optional[int] = typer.Option(None, help="Length of w (default 512, as NVIDIA)."),
     gamma: Optional[float] = typer.Option(None, help="R1 weight (default: preset/formula)."),
     snap: int = typer.Option(50, min=1, help="Snapshot every N kimg."),
     sample_kimg: int = typer.Option(10, min=1, help="Sample grid every N kimg."),
@@ -71,7 +77,8 @@ def train_stylegan2(
     fid_images: int = typer.Option(10000, min=0, help="FID/KID at each snapshot on this many "
                                    "real and generated images, when NVIDIA's Inception "
                                    "detector is in the weights folder (0 = off)."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the initial weights, the real-image order and "
+                             "every random draw of the run."),
     device: str = DeviceOpt,
 ):
     """Train a StyleGAN2 with NVIDIA's recipe (non-saturating loss, lazy R1 and path-length

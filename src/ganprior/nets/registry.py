@@ -157,7 +157,7 @@ def build(arch: str, config: dict, role: str = "G", what: str = "network",
           max_parameters: int = MAX_PARAMETERS):
     """The network `arch` (for `role` G, D or E) built from `config`, after every check in the
     module docstring. ValueError (one line, naming `what`) when a check fails."""
-    from . import dcgan, encoders, stylegan2  # noqa: F401  (they register themselves)
+    from . import dcgan, encoders, pix2pixhd, stylegan2  # noqa: F401  (they register themselves)
     cls = ARCHS.get((role, arch))
     if cls is None:
         known = ", ".join(sorted(a for r, a in ARCHS if r == role))

@@ -1,0 +1,190 @@
+"""Point tracking for DragGAN: where did each handle's content go after an optimisation step?
+
+Features are a block's output [1, C, h, w] *bilinearly resized to the image size* [H, W]
+(align_corners=False, as F.interpolate). Nothing here builds that resized map: `resized_at`
+reads its values at integer pixels straight from the small map with grid_sample (same numbers,
+a few hundred pixels instead of H*W), and `shifted_at` samples it between pixels.
+
+Two trackers, both stepped with the features of the image the points belong to:
+
+- `PaperTracker` (DragGAN, Pan et al. 2023): p_i <- argmin over the square of half-size r2
+  around p_i of ||F(q) - f_i||_2, with f_i = F0(p_i) the handle's feature in the first image.
+- `RobustTracker` (ours, in the spirit of FreeDrag / StableDrag; docs/drag.md): matches a
+  template that follows the handle's appearance (a confidence-weighted running average of the
+  matched features), and holds the point when the match is ambiguous. The confidence is the
+  margin between the best match and the best one outside its immediate neighbourhood; a low
+  margin (a flat or repetitive patch, where nearest neighbour jumps between look-alikes)
+  keeps the previous point and resets the template to the initial feature, so that a few
+  ambiguous steps cannot drag the template away from what the user clicked.
+
+Points are (x, y) pixels, x to the right, y down.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+TRACKERS = ("paper", "robust")
+
+
+def _grid(ys: torch.Tensor, xs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """grid_sample coordinates (align_corners=False) of integer pixels of the H x W resize.
+
+    Pixel i of a resize to H samples the small map at (i + 0.5) h / H - 0.5, which in
+    grid_sample's align_corners=False units is (2 i + 1) / H - 1 whatever h is; "border"
+    padding then clamps to the edge pixels exactly as F.interpolate does."""
+    H, W = size
+    gx = (2 * xs.to(torch.float32) + 1) / W - 1
+    gy = (2 * ys.to(torch.float32) + 1) / H - 1
+    return torch.stack([gx, gy], dim=-1).view(1, 1, -1, 2)
+
+
+def resized_at(feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+               size: tuple[int, int]) -> torch.Tensor:
+    """Values [C, n] of F.interpolate(feat, size, "bilinear") at integer pixels (ys, xs)."""
+    grid = _grid(ys, xs, size).to(feat.device, feat.dtype)
+    return F.grid_sample(feat, grid, mode="bilinear", padding_mode="border",
+                         align_corners=False)[0, :, 0]
+
+
+def shifted_at(feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+               size: tuple[int, int]) -> torch.Tensor:
+    """Values [C, n] of the resized map at real positions (ys, xs), bilinear between its
+    pixels, zero outside the image (grid_sample align_corners=True, padding "zeros", on the
+    resized map, as the official motion supervision samples it)."""
+    H, W = size
+    y0, x0 = torch.floor(ys), torch.floor(xs)
+    out = 0
+    for dy in (0, 1):
+        for dx in (0, 1):
+            yc, xc = y0 + dy, x0 + dx
+            weight = (1 - (ys - yc).abs()) * (1 - (xs - xc).abs())
+            inside = (yc >= 0) & (yc <= H - 1) & (xc >= 0) & (xc <= W - 1)
+            values = resized_at(feat, yc.clamp(0, H - 1), xc.clamp(0, W - 1), size)
+            out = out + values * (weight * inside).to(values.dtype)
+    return out
+
+
+def square(point, radius: int, size: tuple[int, int]):
+    """Integer pixels (ys, xs) of the square of half-size `radius` around `point`, cut to
+    the image."""
+    H, W = size
+    x, y = int(round(point[0])), int(round(point[1]))
+    ys = torch.arange(max(y - radius, 0), min(y + radius, H - 1) + 1)
+    xs = torch.arange(max(x - radius, 0), min(x + radius, W - 1) + 1)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return yy.reshape(-1), xx.reshape(-1)
+
+
+def reference_features(feat: torch.Tensor, points, size) -> torch.Tensor:
+    """f_i = the resized features at each (rounded) point: [n, C]."""
+    ys = torch.tensor([int(round(p[1])) for p in points])
+    xs = torch.tensor([int(round(p[0])) for p in points])
+    return resized_at(feat, ys, xs, size).t().detach().clone()
+
+
+def _match(feat, point, template, radius, size):
+    """(ys, xs, distances) over the search square: ||F(q) - template||_2."""
+    ys, xs = square(point, radius, size)
+    values = resized_at(feat, ys, xs, size)  # [C, n]
+    return ys, xs, torch.linalg.vector_norm(values - template[:, None], dim=0)
+
+
+def _pick(old: torch.Tensor, keep, fresh: torch.Tensor) -> torch.Tensor:
+    return torch.stack([old[k] if k is not None else fresh[i] for i, k in enumerate(keep)])
+
+
+class PaperTracker:
+    """DragGAN's nearest-neighbour tracking to the initial handle features."""
+
+    name = "paper"
+
+    def __init__(self, refs: torch.Tensor, r2: float):
+        self.refs = refs  # [n, C]
+        self.radius = int(round(r2))
+
+    def track(self, feat: torch.Tensor, points, size) -> list[tuple[float, float]]:
+        out = []
+        with torch.no_grad():
+            for point, ref in zip(points, self.refs):
+                ys, xs, dist = _match(feat, point, ref, self.radius, size)
+                k = int(torch.argmin(dist))
+                out.append((float(xs[k]), float(ys[k])))
+        return out
+
+    def select(self, keep: list[int | None], fresh: torch.Tensor):
+        """New handles: row i keeps old handle keep[i]'s reference, or takes fresh[i]."""
+        self.refs = _pick(self.refs, keep, fresh)
+
+    def state(self) -> dict:
+        return {"refs": self.refs.clone()}
+
+    def load_state(self, state: dict):
+        self.refs = state["refs"].clone()
+
+
+class RobustTracker(PaperTracker):
+    """Template tracking with a confidence gate (our design; see the module docstring).
+
+    margin = (d2 - d1) / d2, d1 the best distance to the template, d2 the best one farther
+    than `suppress` px (Chebyshev) from the best pixel (its neighbours always look alike: the
+    features are upsampled). margin < `min_margin`: the point stays, the template returns to
+    the initial feature. Otherwise the point moves and template <- (1 - a) template + a F(q1)
+    with a = `rate` * margin, so confident matches teach the template more.
+    """
+
+    name = "robust"
+
+    def __init__(self, refs: torch.Tensor, r2: float, suppress: int = 1,
+                 min_margin: float = 0.1, rate: float = 0.5):
+        super().__init__(refs, r2)
+        self.templates = refs.clone()
+        self.suppress, self.min_margin, self.rate = suppress, min_margin, rate
+        self.margins: list[float] = [1.0] * len(refs)
+
+    def track(self, feat: torch.Tensor, points, size) -> list[tuple[float, float]]:
+        out, margins = [], []
+        with torch.no_grad():
+            for i, point in enumerate(points):
+                ys, xs, dist = _match(feat, point, self.templates[i], self.radius, size)
+                k = int(torch.argmin(dist))
+                far = torch.maximum((ys - ys[k]).abs(), (xs - xs[k]).abs()) > self.suppress
+                d1 = float(dist[k])
+                d2 = float(dist[far].min()) if bool(far.any()) else math.inf
+                margin = 1.0 if math.isinf(d2) else (d2 - d1) / max(d2, 1e-12)
+                margins.append(margin)
+                if margin < self.min_margin:
+                    out.append((float(point[0]), float(point[1])))
+                    self.templates[i] = self.refs[i]
+                    continue
+                out.append((float(xs[k]), float(ys[k])))
+                matched = resized_at(feat, ys[k:k + 1], xs[k:k + 1], size)[:, 0]
+                a = self.rate * margin
+                self.templates[i] = (1 - a) * self.templates[i] + a * matched
+        self.margins = margins
+        return out
+
+    def select(self, keep: list[int | None], fresh: torch.Tensor):
+        self.templates = _pick(self.templates, keep, fresh)
+        self.margins = [self.margins[k] if k is not None else 1.0 for k in keep]
+        super().select(keep, fresh)
+
+    def state(self) -> dict:
+        return {"refs": self.refs.clone(), "templates": self.templates.clone(),
+                "margins": torch.tensor(self.margins, dtype=torch.float64)}
+
+    def load_state(self, state: dict):
+        self.refs = state["refs"].clone()
+        self.templates = state["templates"].clone()
+        self.margins = [float(m) for m in state["margins"]]
+
+
+def make_tracker(kind: str, refs: torch.Tensor, r2: float, suppress: int = 1):
+    """The tracker called `kind` ("paper" or "robust")."""
+    if kind == "paper":
+        return PaperTracker(refs, r2)
+    if kind == "robust":
+        return RobustTracker(refs, r2, suppress=suppress)
+    raise ValueError(f"unknown tracking {kind!r}; choose {' or '.join(TRACKERS)}")

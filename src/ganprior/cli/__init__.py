@@ -14,6 +14,7 @@ import typer
 from . import (convert, data, demo, edit, generate, invert, metrics, models, restore, train,
                weights)
 from .common import OneLineUsageErrors, root
+from . import serve  # the drag studio (its ui extras are imported only when it runs)
 
 app = typer.Typer(cls=OneLineUsageErrors, help=__doc__, no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False, callback=root,
@@ -39,6 +40,7 @@ app.add_typer(weights.weights_app, name="weights")
 app.add_typer(train.train_app, name="train")
 app.add_typer(data.data_app, name="data")
 app.command()(demo.demo)
+app.command()(serve.serve)
 
 
 def main():  # pragma: no cover

@@ -52,6 +52,13 @@ def small_stylegan2(res=32, arch="skip", c_dim=0, conv_clamp=None, seed=0, with_
     return G, perturb_(D, seed + 1)
 
 
+@pytest.fixture(autouse=True)
+def _weights_from_the_weights_folder_only(monkeypatch):
+    """Optional weights a developer keeps elsewhere (torchvision's cache, an installed lpips)
+    must not change what the tests see; the tests of that search unset this."""
+    monkeypatch.setenv("GANPRIOR_WEIGHTS_ONLY", "1")
+
+
 @pytest.fixture
 def trap(tmp_path, monkeypatch):
     """Path that appears if anything executes the source embedded in a test pickle."""

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import GanpriorError
+
 # Channels per conv; "M" = 2x2 max-pool. Indices in `features` follow torchvision's vgg16.
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 RELU_INDEX = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29}
@@ -53,6 +55,7 @@ class LPIPS(nn.Module):
     squared differences weighted by learned non-negative 1x1 convs (`lin0..lin4`), averaged
     over space and summed. Input: [-1, 1] images, shifted/scaled as the official ScalingLayer."""
     LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+    CHANNELS = (64, 128, 256, 512, 512)  # of those layers: the input channels of lin0..lin4
     SHIFT = (-0.030, -0.088, -0.188)
     SCALE = (0.458, 0.448, 0.450)
 
@@ -89,7 +92,11 @@ def load_vgg16(device) -> VGG16Features | None:
     """ImageNet VGG16 features (frozen, eval), or None when the weights are not installed.
     Cached per device: the loss, LPIPS and the metrics share one copy."""
     from .. import weights
-    key = ("vgg16", str(device))
+    path = weights.find("vgg16")
+    if path is None:
+        return None
+    # keyed by the file too: a different (or a newly installed) file is loaded afresh
+    key = ("vgg16", str(device), str(path))
     if key not in _loaded:
         state = weights.load_state("vgg16")
         if state is None:
@@ -101,12 +108,29 @@ def load_vgg16(device) -> VGG16Features | None:
 
 
 def load_lpips(device) -> LPIPS | None:
-    """LPIPS-VGG with the official linear weights, or None when either file is missing."""
+    """LPIPS-VGG with the official linear weights (`lin0.model.1.weight` ... as the lpips
+    package saves them), or None when either file is missing."""
     from .. import weights
-    key = ("lpips", str(device))
+    vgg_path, lin_path = weights.find("vgg16"), weights.find("lpips-vgg")
+    if vgg_path is None or lin_path is None:
+        return None
+    key = ("lpips", str(device), str(vgg_path), str(lin_path))
     if key not in _loaded:
         vgg, lin = load_vgg16(device), weights.load_state("lpips-vgg")
         if vgg is None or lin is None:
             return None
+        _check_lin_state(lin, lin_path)
         _loaded[key] = LPIPS(vgg, lin).eval().requires_grad_(False).to(device)
     return _loaded[key]
+
+
+def _check_lin_state(state: dict, path) -> None:
+    """The five 1x1 convs LPIPS-VGG v0.1 needs, of the right shapes; else one clear error
+    (e.g. the AlexNet file `alex.pth` put in place of `vgg.pth`)."""
+    for i, channels in enumerate(LPIPS.CHANNELS):
+        t = state.get(f"lin{i}.model.1.weight")
+        shape = None if t is None else tuple(t.shape)
+        if shape != (1, channels, 1, 1):
+            found = "missing" if t is None else f"of shape {list(shape)}"
+            raise GanpriorError(f"{path}: not LPIPS-VGG linear layers (lin{i}.model.1.weight "
+                                f"is {found}, expected [1, {channels}, 1, 1])")

@@ -260,7 +260,7 @@ def test_auto_loss_says_why_it_fell_back(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="unreadable"):
         loss = ReconstructionLoss("auto")
     assert loss.name == "mse:1+ms-ssim:0.1"
-    assert loss.note.startswith(f"VGG16 weights in {tmp_path} are unreadable")
+    assert loss.note.startswith(f"VGG16 weights in {weights.path_of('vgg16')} are unreadable")
     assert loss.note.endswith("perceptual term replaced by MS-SSIM")
     with pytest.warns(UserWarning, match="MSE alone"):
         loss.fit_to(8)

@@ -488,10 +488,12 @@ def test_read_only_and_full_disk(fx, env, tmp_path, options, expect):
 def test_weights_without_a_known_hash_are_not_ok(fx, env, tmp_path, monkeypatch):
     from ganprior import weights
     monkeypatch.setenv("GANPRIOR_WEIGHTS", str(tmp_path))
+    (tmp_path / weights.REGISTRY["inception-fid"].filename).write_bytes(os.urandom(64))
     (tmp_path / weights.REGISTRY["lpips-vgg"].filename).write_bytes(os.urandom(64))
     r = CliRunner().invoke(app, ["weights", "verify"])
     assert r.exit_code == 1
-    assert "lpips-vgg: unverified (no known hash)" in r.stdout and "ok" not in r.stdout
+    assert "inception-fid: unverified (no known hash)" in r.stdout and "ok" not in r.stdout
+    assert "lpips-vgg" in r.stdout and "mismatch" in r.stdout  # its hash is known
     assert weights.verify("vgg16") == "missing"
 
 

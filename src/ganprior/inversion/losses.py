@@ -39,10 +39,10 @@ def _try_load_vgg16(device):
     try:
         net = load_vgg16(device)
     except (GanpriorError, OSError, RuntimeError, ValueError) as e:
-        return None, f"VGG16 weights in {weights.cache_dir()} are unreadable ({e})"
+        return None, f"VGG16 weights in {weights.find('vgg16')} are unreadable ({e})"
     if net is None:
-        return None, (f"VGG16 weights not found in {weights.cache_dir()} "
-                      "(run `ganprior weights download vgg16`)")
+        return None, (f"VGG16 weights not found in {weights.cache_dir()} nor torchvision's "
+                      "cache (run `ganprior weights download vgg16`)")
     return net, ""
 
 

@@ -13,12 +13,23 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[test]"
 	# dcgan-digiface64 weights; its declared deps (torchvision, wandb) are not needed.
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps gan-face-generate==1.1.1
+	# the studio (`ganprior serve`) and its tests: the ui extras, starlette's test client and
+	# Playwright, which drives Debian's chromium (never `playwright install`: no browser download)
+	$(BIN)/pip install -q --disable-pip-version-check fastapi==0.165.0 uvicorn==0.54.0 \
+		websockets==17.4 httpx2==2.16.2 playwright==1.65.2
+	[ -x /usr/bin/chromium ] || (apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q chromium) || echo "note: no chromium (needs root): e2e test skipped"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 demo: setup
 	$(BIN)/ganprior demo --out out/demo
+
+# the drag studio on http://127.0.0.1:7860 (docs/studio.md)
+.PHONY: serve
+serve: setup
+	$(BIN)/ganprior serve
 
 test: setup
 	$(BIN)/python -m pytest -q

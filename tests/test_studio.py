@@ -114,6 +114,8 @@ def test_drag_streams_every_step_and_the_handle_moves_towards_its_target(client)
         assert min(m["distances"][0] for m in steps) < 6.0
         assert all(m["targets"] == [[20.0, 14.0]] for m in steps)
         assert not np.array_equal(decode(steps[-1]["image"]), start)
+        reached = steps[-1]["distances"][0] <= 1.0  # the engine's stop distance at 32 px
+        assert msgs[-1]["reason"] == ("reached" if reached else "max_steps")
         final = msgs[-1]["state"]
         assert final["handles"] == steps[-1]["points"] and final["undo"] == 1
         # downloads (while the tab is connected): the image, the latent (which renders

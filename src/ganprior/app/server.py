@@ -19,7 +19,8 @@ WebSocket /api/sessions/{id}/ws, JSON messages. Client -> server:
      "settings": {"lr", "lambda_mask", "tracking", "max_steps", ...}}
     {"type": "invert", "steps": N}   {"type": "stop"}   {"type": "ping"}
 Server -> client: "started", then one "step" per optimisation step (image as a PNG data URL,
-points, targets, distances, loss, ms), then "stopped" {"reason", "state"}; for an inversion
+points, targets, distances, loss, ms), then "stopped" {"reason": "reached" (every handle
+within the engine's stop distance) | "max_steps" | "stopped" (asked to), "state"}; for an inversion
 "progress" per step and "inverted" {"state"}; "error" {"message"} for anything refused.
 
 The socket is the tab's lifeline: when it closes, the session's run is stopped (the step in
@@ -352,7 +353,9 @@ class Run:
                     "distances": [float(d) for d in out["distances"]],
                     "loss": float(out["loss"]), "ms": 1000 * float(out["seconds"])})
                 if out["done"]:
-                    reason = "done"
+                    d = s.drag.radii["d"]
+                    reason = ("reached" if all(x <= d for x in out["distances"])
+                              else "max_steps")
                     break
         finally:
             s.running = None

@@ -14,7 +14,7 @@ const S = {
   actions: [],                  // undo stack of the page: "point" edits, "drag" runs
   mask: null, hasMask: false,   // Uint8Array R*R, 1 = flexible
   running: null,                // "drag" | "invert" | null
-  grab: null, painting: false,
+  grab: null, painting: false, brushAt: null,
 };
 
 // --- server calls ------------------------------------------------------------------------
@@ -78,7 +78,12 @@ function send(msg) {
 function onMessage(m) {
   if (m.type === "step") {
     $("view").src = m.image;
-    m.points.forEach((p, i) => { if (S.pairs[i]) S.pairs[i].h = p; });
+    m.points.forEach((p, i) => {
+      const pair = S.pairs[i];
+      if (!pair) return;
+      pair.h = p;
+      (pair.trail = pair.trail || []).push(p);
+    });
     drawPoints();
     const d = m.distances, mean = d.reduce((a, b) => a + b, 0) / d.length;
     $("readout").textContent = `step ${m.step + 1} · mean distance ${mean.toFixed(2)} px` +
@@ -89,8 +94,8 @@ function onMessage(m) {
   } else if (m.type === "stopped") {
     S.running = null;
     showState(m.state, true);
-    say(m.reason === "done" ? "done: every handle reached its target (or the step limit)"
-                            : "stopped");
+    say({reached: "done: every handle reached its target", max_steps: "done: the step limit " +
+         "was reached (press Start to go on)", stopped: "stopped"}[m.reason] || m.reason);
   } else if (m.type === "progress") {
     $("invert-progress").value = m.step / m.steps;
     $("invert-text").textContent = `inverting: step ${m.step} of ${m.steps}, ` +
@@ -122,7 +127,8 @@ function showState(state, keepPoints = false) {
   if (!keepPoints || state.handles.length !== S.pairs.filter((p) => p.t).length) {
     S.pairs = state.handles.map((h, i) => ({h, t: state.targets[i]}));
   } else {
-    S.pairs = S.pairs.filter((p) => p.t).map((p, i) => ({h: state.handles[i], t: state.targets[i]}));
+    S.pairs = S.pairs.filter((p) => p.t).map((p, i) => ({h: state.handles[i], t: state.targets[i],
+                                                         trail: p.trail}));
   }
   drawPoints();
   if (state.steps_run === 0) $("readout").textContent = `${S.R}×${S.R} image from ${state.model}`;
@@ -142,18 +148,41 @@ function drawPoints() {
   const ctx = $("points-layer").getContext("2d");
   ctx.clearRect(0, 0, CANVAS, CANVAS);
   if (!S.R) return;
-  for (const {h, t} of S.pairs) {
+  for (const {h, t, trail} of S.pairs) {
     const [hx, hy] = toCanvas(h);
+    if (trail && trail.length > 1) {  // where the handle has been during this drag
+      ctx.strokeStyle = "rgba(229,57,59,.85)"; ctx.lineWidth = 2;
+      ctx.beginPath();
+      trail.forEach((p, k) => { const [x, y] = toCanvas(p); k ? ctx.lineTo(x, y) : ctx.moveTo(x, y); });
+      ctx.stroke();
+      const [sx, sy] = toCanvas(trail[0]);
+      ctx.beginPath(); ctx.arc(sx, sy, 4, 0, 2 * Math.PI); ctx.stroke();
+    }
     if (t) {
       const [tx, ty] = toCanvas(t);
-      ctx.strokeStyle = "rgba(255,255,255,.9)"; ctx.lineWidth = 2.5;
-      ctx.setLineDash([6, 4]);
-      ctx.beginPath(); ctx.moveTo(hx, hy); ctx.lineTo(tx, ty); ctx.stroke();
-      ctx.setLineDash([]);
+      arrow(ctx, hx, hy, tx, ty);
       dot(ctx, tx, ty, "#2f6fed");
     }
     dot(ctx, hx, hy, "#e5393b");
   }
+  if (S.brushAt && tool() === "mask") {  // the brush outline under the pointer
+    const [bx, by] = toCanvas(S.brushAt), r = Number($("brush").value) * CANVAS / S.R;
+    ctx.strokeStyle = "rgba(255,255,255,.9)"; ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.arc(bx, by, r, 0, 2 * Math.PI); ctx.stroke();
+  }
+}
+
+function arrow(ctx, x0, y0, x1, y1) {
+  const len = Math.hypot(x1 - x0, y1 - y0);
+  if (len < 1) return;
+  const ux = (x1 - x0) / len, uy = (y1 - y0) / len, ex = x1 - ux * 9, ey = y1 - uy * 9;
+  ctx.strokeStyle = "rgba(255,255,255,.95)"; ctx.lineWidth = 2.5;
+  ctx.setLineDash([6, 4]);
+  ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(ex, ey); ctx.stroke();
+  ctx.setLineDash([]);
+  ctx.fillStyle = "rgba(255,255,255,.95)";
+  ctx.beginPath(); ctx.moveTo(ex + uy * 6 - ux * 8, ey - ux * 6 - uy * 8);
+  ctx.lineTo(ex, ey); ctx.lineTo(ex - uy * 6 - ux * 8, ey + ux * 6 - uy * 8); ctx.fill();
 }
 
 function dot(ctx, x, y, colour) {
@@ -193,6 +222,7 @@ function onPointerDown(ev) {
 }
 
 function onPointerMove(ev) {
+  if (S.R && tool() === "mask") { S.brushAt = toImage(ev); drawPoints(); }
   if (S.painting) return paint(ev);
   if (!S.grab) return;
   S.pairs[S.grab.i][S.grab.key] = toImage(ev);
@@ -200,6 +230,8 @@ function onPointerMove(ev) {
 }
 
 function onPointerUp() { S.grab = null; S.painting = false; }
+
+function onPointerLeave() { S.brushAt = null; drawPoints(); }
 
 function onContextMenu(ev) {
   ev.preventDefault();
@@ -314,6 +346,7 @@ async function invertPhoto() {
 
 function start() {
   S.pairs = S.pairs.filter((p) => p.t);  // a handle still waiting for its target is dropped
+  for (const p of S.pairs) p.trail = [];
   drawPoints();
   send({type: "start", handles: S.pairs.map((p) => p.h), targets: S.pairs.map((p) => p.t),
         mask: maskBase64(), settings: {
@@ -363,6 +396,7 @@ function wire() {
   layer.addEventListener("pointermove", onPointerMove);
   layer.addEventListener("pointerup", onPointerUp);
   layer.addEventListener("pointercancel", onPointerUp);
+  layer.addEventListener("pointerleave", onPointerLeave);
   layer.addEventListener("contextmenu", onContextMenu);
   for (const id of ["dl-image", "dl-latent", "dl-points"]) {
     $(id).addEventListener("click", (ev) => { if (!S.sid || !S.R) ev.preventDefault(); });

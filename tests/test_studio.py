@@ -461,3 +461,30 @@ def test_serve_says_what_is_missing_without_the_ui_extras(monkeypatch):
 def test_serve_refuses_bad_options(args, why):
     r = run_cli("serve", *args, ok=False)
     assert r.exit_code == 1 and why in r.output, r.output
+
+
+def test_a_failing_step_is_one_error_line_and_the_session_goes_on(client, monkeypatch):
+    from ganprior.app import sessions
+    sid, _ = new_session(client, seed=7)
+
+    def broken(self):
+        raise RuntimeError("device lost\nsecond line")
+    with client.websocket_connect(f"/api/sessions/{sid}/ws") as ws:
+        with monkeypatch.context() as m:
+            m.setattr(sessions.StudioSession, "drag_step", broken)
+            msgs = drag(ws, [[10, 10]], [[12, 12]])
+        assert msgs[-1] == {"type": "error", "message": "internal error: device lost"}
+        assert client.get(f"/api/sessions/{sid}/state").json()["undo"] == 1  # not running
+        assert drag(ws, [[10, 10]], [[12, 12]])[-1]["type"] == "stopped"
+        ws.send_text("x" * ((4 << 20) + 1))
+        assert "message too large" in ws.receive_json()["message"]
+
+
+def test_an_unexpected_failure_is_a_500_with_one_line(model_dir, monkeypatch):
+    app = create_app(model_dir=model_dir, device="cpu")
+    monkeypatch.setattr(app.state.catalog, "load", lambda model_id: 1 / 0)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        sid = c.post("/api/sessions").json()["session"]
+        r = c.post(f"/api/sessions/{sid}/generate", json={"model": MODEL})
+        assert r.status_code == 500
+        assert r.json() == {"error": "internal error: division by zero"}

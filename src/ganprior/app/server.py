@@ -35,6 +35,7 @@ import base64
 import binascii
 import io
 import json
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,9 +50,10 @@ from .catalog import ModelCatalog
 from .sessions import Busy, Full, SessionExpired, SessionStore, StudioSession
 
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_MESSAGE = 1 << 20        # bytes of one socket message (a 256 px mask is ~90 KB)
+MAX_MESSAGE = 4 << 20        # bytes of one socket message (a 1024 px mask is ~1.4 MB)
 REAP_EVERY = 30.0            # seconds between expiry sweeps
 DEFAULT_INVERT_STEPS = 200
+log = logging.getLogger("ganprior.studio")
 
 
 class TooLarge(GanpriorError):
@@ -81,9 +83,13 @@ def session_state(s: StudioSession) -> dict:
             "undo": len(s.history), "steps_run": s.steps_run}
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": str(message).splitlines()[0] if message else "error"},
-                        status_code=status)
+def _one_line(e) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _error(status: int, message) -> JSONResponse:
+    return JSONResponse({"error": _one_line(message)}, status_code=status)
 
 
 def create_app(model_dir=None, device="cpu", session_ttl: float = 1800.0,
@@ -114,7 +120,10 @@ def create_app(model_dir=None, device="cpu", session_ttl: float = 1800.0,
     async def reaper():
         while True:
             await asyncio.sleep(min(REAP_EVERY, max(session_ttl / 4, 0.05)))
-            await reap()
+            try:
+                await reap()
+            except Exception:  # keep sweeping whatever one session did
+                log.exception("studio: expiring sessions")
 
     async def lifespan(app):
         task = asyncio.create_task(reaper())
@@ -151,6 +160,11 @@ def create_app(model_dir=None, device="cpu", session_ttl: float = 1800.0,
     @app.exception_handler(ValueError)
     async def bad_value(request, e):
         return _error(400, str(e))
+
+    @app.exception_handler(Exception)
+    async def internal(request, e):
+        log.exception("studio request %s", request.url.path)
+        return _error(500, f"internal error: {_one_line(e)}")
 
     def idle_session(sid) -> StudioSession:
         s = store.get(sid)
@@ -290,8 +304,11 @@ class Run:
         self.stop_requested = False
 
     async def handle(self, text: str):
+        if len(text) > MAX_MESSAGE:
+            return await _send(self.ws, {"type": "error", "message": f"message too large "
+                                         f"({len(text):,} bytes; at most {MAX_MESSAGE:,})"})
         try:
-            msg = json.loads(text) if len(text) <= MAX_MESSAGE else None
+            msg = json.loads(text)
         except ValueError:
             msg = None
         kind = msg.get("type") if isinstance(msg, dict) else None
@@ -325,7 +342,10 @@ class Run:
         except asyncio.CancelledError:
             raise
         except (GanpriorError, ValueError) as e:
-            await _send(self.ws, {"type": "error", "message": str(e).splitlines()[0]})
+            await _send(self.ws, {"type": "error", "message": _one_line(e)})
+        except Exception as e:  # a bug or a failing device: say so, keep the socket usable
+            log.exception("studio session %s", self.s.id)
+            await _send(self.ws, {"type": "error", "message": f"internal error: {_one_line(e)}"})
         finally:
             self.s.running = None
 

@@ -44,4 +44,4 @@ def serve(
                      max_sessions=max_sessions, max_upload_bytes=int(max_upload_mb * 2**20),
                      max_upload_pixels=int(max_upload_mp * 1e6))
     console.print(f"ganprior studio on http://{host}:{port} (Ctrl+C stops it)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", ws_max_size=2 << 20)
+    uvicorn.run(app, host=host, port=port, log_level="warning", ws_max_size=5 << 20)

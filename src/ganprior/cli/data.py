@@ -1,4 +1,4 @@
-"""`ganprior data sample|info`."""
+"""`ganprior data sample|info|scenes`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from . import validate
-from .common import DeviceOpt, ModelOpt, TruncOpt, _load, console, user_errors
+from .common import DeviceOpt, ModelOpt, OutOpt, TruncOpt, _load, console, user_errors
 
 
 data_app = typer.Typer(help="Training data: build datasets, inspect them.", no_args_is_help=True)
@@ -57,3 +57,29 @@ def data_info(path: Path = typer.Argument(..., help="Dataset folder or .zip."),
     img, c = ds[0]
     console.print(f"{path}: {len(ds)} images, {ds.c_dim} classes, first image "
                   f"{tuple(img.shape)} in [{img.min():.2f}, {img.max():.2f}]")
+
+
+@data_app.command("scenes")
+@user_errors
+def data_scenes(
+    n: int = typer.Option(2000, help="Number of scenes."),
+    size: int = typer.Option(128, help="Side in pixels (a multiple of 32, 32..1024)."),
+    out: Path = OutOpt("out/data/scenes", help="Dataset folder: gets {phase}_label/, "
+                       "{phase}_inst/, {phase}_img/ and scenes.json."),
+    seed: int = typer.Option(0, help="Scene i is drawn from (seed, i) alone: the same seed "
+                             "gives the same files."),
+    phase: str = typer.Option("train", help="Folder prefix (train, test, val, ...)."),
+):
+    """Procedural street scenes for pix2pixHD: label maps (8 classes), Cityscapes-style
+    instance maps and images, with per-instance colours, textures and windows, lighting and
+    noise (docs/pix2pixhd.md)."""
+    import time
+
+    from ..data.scenes import check_options, write_scenes
+    check_options(n, size, phase, seed)
+    validate.out_dir(out)
+    start = time.perf_counter()
+    write_scenes(out, n, size=size, seed=seed, phase=phase)
+    console.print(f"wrote {n} scenes of {size}x{size} to {out}/{phase}_label, {phase}_inst, "
+                  f"{phase}_img in {time.perf_counter() - start:.1f} s", markup=False,
+                  highlight=False)

@@ -304,12 +304,15 @@ def test_photo_is_inverted_with_progress_then_dragged(client):
     assert r.status_code == 200, r.text
     assert decode(r.json()["photo"]).shape == (RES, RES, 3)  # centre square at the model's size
     with client.websocket_connect(f"/api/sessions/{sid}/ws") as ws:
-        ws.send_json({"type": "invert", "steps": 3})
+        ws.send_json({"type": "invert", "steps": 12})
         msgs = until(ws, "inverted", "error")
         progress = [m for m in msgs if m["type"] == "progress"]
-        assert [m["step"] for m in progress] == [1, 2, 3] and progress[-1]["done"]
+        assert [m["step"] for m in progress] == list(range(1, 13)) and progress[-1]["done"]
+        shown = [m["step"] for m in progress if m["image"] is not None]
+        assert shown == [10, 12]  # the current fit every 10 steps and at the end
+        assert decode(progress[-1]["image"]).shape == (RES, RES, 3)
         state = msgs[-1]["state"]
-        assert state["origin"]["kind"] == "photo" and state["origin"]["inversion_steps"] == 3
+        assert state["origin"]["kind"] == "photo" and state["origin"]["inversion_steps"] == 12
         assert drag(ws, [[10, 10]], [[14, 10]])[-1]["type"] == "stopped"
         ws.send_json({"type": "invert", "steps": 0})
         assert "inversion steps must be from 1" in until(ws, "error")[-1]["message"]

@@ -143,3 +143,25 @@ def test_drag_in_the_browser(server_url, browser, tmp_path):
     assert page.get_attribute("#view", "src") == start_image
     assert not errors, errors
     page.close()
+
+
+def test_photo_upload_and_inversion_in_the_browser(server_url, browser, tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.RandomState(0).randint(0, 255, (80, 96, 3), np.uint8)).save(photo)
+    page = browser.new_page(viewport={"width": 900, "height": 980})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server_url)
+    sync_api.expect(page.locator("#connection")).to_have_text("connected", timeout=15_000)
+    page.select_option("#model", MODEL)
+    page.set_input_files("#photo", str(photo))
+    page.fill("#invert-steps", "12")
+    page.click("#invert")
+    sync_api.expect(page.locator("#invert-text")).to_contain_text("inverted: PSNR",
+                                                                   timeout=40_000)
+    assert page.evaluate("() => document.getElementById('invert-progress').value") == 1
+    assert page.get_attribute("#photo-target", "src").startswith("data:image/png")
+    assert page.get_attribute("#view", "src").startswith("data:image/png")
+    assert "photo inverted into" in page.inner_text("#readout")
+    assert page.is_enabled("#reset") and not errors, errors
+    page.close()

@@ -21,7 +21,8 @@ WebSocket /api/sessions/{id}/ws, JSON messages. Client -> server:
 Server -> client: "started", then one "step" per optimisation step (image as a PNG data URL,
 points, targets, distances, loss, ms), then "stopped" {"reason": "reached" (every handle
 within the engine's stop distance) | "max_steps" | "stopped" (asked to), "state"}; for an inversion
-"progress" per step and "inverted" {"state"}; "error" {"message"} for anything refused.
+"progress" per step {"step", "steps", "psnr", "done", "image": the current fit every 10 steps,
+else null} and "inverted" {"state"}; "error" {"message"} for anything refused.
 
 The socket is the tab's lifeline: when it closes, the session's run is stopped (the step in
 flight finishes, no other starts) and the session is freed. Steps run one at a time per
@@ -387,8 +388,11 @@ class Run:
         await self.call(s.begin_inversion, msg.get("steps", DEFAULT_INVERT_STEPS))
         s.running = "invert"
         try:
+            def step():
+                out = s.inversion_step()
+                return {**out, "image": None if out["image"] is None else data_url(out["image"])}
             while not self.stop_requested:
-                out = await self.call(s.inversion_step)
+                out = await self.call(step)
                 self.store.touch(s)
                 await _send(self.ws, {"type": "progress", **out})
                 if out["done"]:

@@ -194,12 +194,15 @@ class StudioSession:
         self.inversion = InversionSession(self.G, self.photo.to(self.G.device),
                                           make_method("w+"), steps=steps, lr=0.03, loss="mse")
 
-    def inversion_step(self) -> dict:
-        """One inversion step: {"step", "steps", "psnr", "done"}."""
+    def inversion_step(self, show_every: int = 10) -> dict:
+        """One inversion step: {"step", "steps", "psnr", "done", "image"}; "image" is the
+        current fit [1, C, H, W] every `show_every` steps and at the end, else None."""
         inv = self.inversion
         inv.step()
+        show = inv.done or inv.step_count % show_every == 0
         return {"step": inv.step_count, "steps": inv.steps, "done": inv.done,
-                "psnr": float(inv.last["psnr"][0])}
+                "psnr": float(inv.last["psnr"][0]),
+                "image": inv.state()["image"].cpu() if show else None}
 
     def finish_inversion(self) -> None:
         """The best latent the inversion found (so far, when stopped early) becomes the

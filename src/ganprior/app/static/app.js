@@ -15,6 +15,7 @@ const S = {
   mask: null, hasMask: false,   // Uint8Array R*R, 1 = flexible
   running: null,                // "drag" | "invert" | null
   grab: null, painting: false, brushAt: null,
+  pending: false,               // an HTTP request is on its way
 };
 
 // --- server calls ------------------------------------------------------------------------
@@ -40,7 +41,9 @@ function say(text, isError = false) {
 }
 
 async function guarded(fn) {
-  try { await fn(); } catch (e) { say(e.message, true); }
+  S.pending = true;  // no second request while one is on its way (e.g. a model loading)
+  updateButtons();
+  try { await fn(); } catch (e) { say(e.message, true); } finally { S.pending = false; updateButtons(); }
 }
 
 // --- session and socket ------------------------------------------------------------------
@@ -97,6 +100,7 @@ function onMessage(m) {
     say({reached: "done: every handle reached its target", max_steps: "done: the step limit " +
          "was reached (press Start to go on)", stopped: "stopped"}[m.reason] || m.reason);
   } else if (m.type === "progress") {
+    if (m.image) { $("view").src = m.image; $("empty").hidden = true; }
     $("invert-progress").value = m.step / m.steps;
     $("invert-text").textContent = `inverting: step ${m.step} of ${m.steps}, ` +
       `PSNR ${m.psnr.toFixed(2)} dB`;
@@ -131,7 +135,10 @@ function showState(state, keepPoints = false) {
                                                          trail: p.trail}));
   }
   drawPoints();
-  if (state.steps_run === 0) $("readout").textContent = `${S.R}×${S.R} image from ${state.model}`;
+  if (state.steps_run === 0) {
+    const what = state.origin.kind === "photo" ? "photo inverted into" : `seed ${state.origin.seed} of`;
+    $("readout").textContent = `${S.R}×${S.R} image: ${what} ${state.model}`;
+  }
 }
 
 // display position (CSS px in the 512 px canvas) <-> image pixel coordinates
@@ -285,12 +292,12 @@ function maskBase64() {
 
 // --- buttons -------------------------------------------------------------------------------
 function updateButtons() {
-  const connected = !!S.sid, busy = !!S.running, image = S.R > 0;
+  const connected = !!S.sid, busy = !!S.running || S.pending, image = S.R > 0;
   const complete = S.pairs.some((p) => p.t);
   $("generate").disabled = !connected || busy;
   $("invert").disabled = !connected || busy;
   $("start").disabled = !connected || busy || !image || !complete;
-  $("stop").disabled = !busy;
+  $("stop").disabled = !S.running;
   $("undo").disabled = !connected || busy || !S.actions.length;
   $("reset").disabled = !connected || busy || !image;
   $("clear-points").disabled = busy || !S.pairs.length;
@@ -334,8 +341,10 @@ async function invertPhoto() {
                     `up to ${(S.limits.upload_bytes / 2 ** 20).toFixed(1)} MiB`);
   }
   say("uploading…");
-  await api(sessionPath(`photo?model=${encodeURIComponent($("model").value)}`), {
+  const {photo} = await api(sessionPath(`photo?model=${encodeURIComponent($("model").value)}`), {
     method: "POST", headers: {"Content-Type": file.type || "application/octet-stream"}, body: file});
+  $("photo-target").src = photo;  // what the inversion fits: the centre square, resized
+  $("photo-target").hidden = false;
   $("invert-progress").hidden = false;
   $("invert-progress").value = 0;
   S.running = "invert";

@@ -67,6 +67,8 @@ def test_local_enhancer_runs_the_global_net_on_the_downsampled_input(n_local):
         out = stage(level, out)  # coarse to fine: each adds the coarser features
     assert torch.allclose(L.head(out), L(x), atol=1e-6)
     assert {id(p) for p in L.global_parameters()} == {id(p) for p in L.global_body.parameters()}
+    with pytest.raises(ValueError, match="does not fit this enhancer"):
+        L.load_global(GlobalGenerator(6, 3, 3, 1, 1))
 
 
 def test_downsample_is_a_3x3_average_without_the_padding():
@@ -153,6 +155,19 @@ def test_instance_average_equals_a_loop_reference():
     assert torch.allclose(feats.grad, ref_feats.grad, atol=1e-6)
     # images do not share instances even where ids coincide
     assert not torch.allclose(got[0], got[2])
+
+
+def test_instance_average_in_half_precision_and_odd_ids():
+    # 90,000 ones sum to more than float16's largest value: the sum must not be half precision
+    ones = torch.ones(1, 2, 300, 300, dtype=torch.float16)
+    out = instance_average(ones, torch.zeros(1, 1, 300, 300, dtype=torch.long))
+    assert out.dtype == torch.float16 and torch.equal(out, ones)
+    feats = torch.arange(4.0).reshape(1, 1, 2, 2)
+    inst = torch.tensor([[[[-5, 2 ** 40], [2 ** 40, -5]]]])  # negative and huge ids
+    assert torch.equal(instance_average(feats, inst), torch.tensor([[[[1.5, 1.5], [1.5, 1.5]]]]))
+    assert instance_average(torch.zeros(0, 3, 4, 4), torch.zeros(0, 1, 4, 4)).shape == (0, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"instance map \[1, 1, 4, 4\] does not match"):
+        instance_average(torch.zeros(1, 3, 4, 5), torch.zeros(1, 1, 4, 4))
 
 
 def test_encoder_output_is_constant_within_each_instance():

@@ -127,7 +127,7 @@ def test_cli_refuses_a_file_or_a_used_folder_as_out(tmp_path):
     assert r.exit_code == 1 and "is an existing file, not a folder" in r.output
     run_cli("data", "scenes", "--n", 1, "--size", 64, "--out", tmp_path / "s")
     r = run_cli("data", "scenes", "--n", 1, "--size", 64, "--out", tmp_path / "s", ok=False)
-    assert r.exit_code == 1 and "train_label already exists and is not empty" in r.output
+    assert r.exit_code == 1 and "train_label already exists and is not an empty folder" in r.output
     run_cli("data", "scenes", "--n", 1, "--size", 64, "--out", tmp_path / "s", "--phase", "test")
 
 
@@ -161,7 +161,10 @@ def test_valid_scenes_pass(dataset):
     (lambda d: save(d / "train_img" / "000000.png", np.zeros((64, 48, 3), np.uint8)),
      r"train_img/000000.png: 48x64, but its label map 000000.png is 64x64"),
     (lambda d: (d / "train_img" / "000001.png").unlink(),
-     r"train_label/000001.png: no partner in .*train_img \(looked for '000001'"),
+     r"train_label/000001.png: no partner in .*train_img \(looked for '000001' with an image "
+     r"suffix\)$"),
+    (lambda d: [(d / "train_img" / f"00000{i}.png").unlink() for i in (0, 2)],
+     r"train_label/000000.png: no partner in .*train_img .*; 1 more like it$"),
     (lambda d: (d / "train_inst" / "000000.png").unlink(),
      r"train_label/000000.png: no partner in .*train_inst"),
     (lambda d: save(d / "train_img" / "000009.png", np.zeros((64, 64, 3), np.uint8)),

@@ -115,6 +115,10 @@ def _list_folder(folder: Path, part: str, layout: Layout) -> dict[str, Path]:
     return found
 
 
+def _more(keys: list) -> str:
+    return f"; {len(keys) - 1} more like it" if len(keys) > 1 else ""
+
+
 def find_samples(layout: Layout) -> list[Sample]:
     """The samples of a layout, sorted by name; DatasetError for a missing folder or a file
     without its partner (named, with the folder it was looked for in)."""
@@ -125,11 +129,14 @@ def find_samples(layout: Layout) -> list[Sample]:
     for part, files in parts.items():
         if part == "label":
             continue
-        for key in sorted(set(labels) - set(files)):
-            raise DatasetError(f"{labels[key]}: no partner in {folders[part]} (looked for "
-                               f"'{key}' with an image suffix)")
-        for key in sorted(set(files) - set(labels)):
-            raise DatasetError(f"{files[key]}: no label map '{key}' in {folders['label']}")
+        lonely = sorted(set(labels) - set(files))
+        if lonely:
+            raise DatasetError(f"{labels[lonely[0]]}: no partner in {folders[part]} (looked "
+                               f"for '{lonely[0]}' with an image suffix){_more(lonely)}")
+        extra = sorted(set(files) - set(labels))
+        if extra:
+            raise DatasetError(f"{files[extra[0]]}: no label map '{extra[0]}' in "
+                               f"{folders['label']}{_more(extra)}")
     return [Sample(k, labels[k], parts.get("inst", {}).get(k), parts.get("image", {}).get(k))
             for k in sorted(labels)]
 

@@ -412,8 +412,8 @@ def write_scenes(out, n: int, size: int = 128, seed: int = 0, phase: str = "trai
     dirs = {kind: out / f"{phase}_{kind}" for kind in ("label", "inst", "img")}
     for d in dirs.values():
         if d.exists() and (not d.is_dir() or any(d.iterdir())):
-            raise ValueError(f"{d} already exists and is not empty; choose another --out "
-                             f"or --phase")
+            raise ValueError(f"{d} already exists and is not an empty folder; choose another "
+                             f"--out or --phase")
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     for i in progress_bar(range(n), desc="scenes", unit="scene", enabled=progress):

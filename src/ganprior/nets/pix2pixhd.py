@@ -177,7 +177,12 @@ class LocalEnhancer(nn.Module):
 
     def load_global(self, G: GlobalGenerator):
         """Start from a trained global generator of the matching size (its head is unused)."""
-        self.global_body.load_state_dict(G.body.state_dict())
+        try:
+            self.global_body.load_state_dict(G.body.state_dict())
+        except RuntimeError as e:
+            raise ValueError(f"load_global: the global generator {G.config} does not fit this "
+                             f"enhancer's (ngf * 2^n_local_enhancers filters, same input and "
+                             f"depth): {str(e).splitlines()[1].strip()}") from None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         _check_size(x, self.input_nc, self.size_multiple, "LocalEnhancer")
@@ -304,23 +309,25 @@ def instance_boundaries(inst: torch.Tensor) -> torch.Tensor:
 
 def instance_average(features: torch.Tensor, inst: torch.Tensor) -> torch.Tensor:
     """Every pixel's features replaced by the mean over its instance (same id, same image),
-    in one pass for the whole batch: ids are made unique per image, then summed with
-    index_add and counted with bincount. Differentiable with respect to `features`."""
+    in one pass for the whole batch: ids are renumbered 0..U-1, made distinct per image
+    (+ image index * U), summed with index_add and counted with bincount. Sums are taken in
+    float32 (a half-precision sum over a large instance would overflow under AMP).
+    Differentiable with respect to `features`."""
     t = _as_map(inst, "the instance map")
     n, c, h, w = features.shape
     if t.shape[0] != n or t.shape[2:] != features.shape[2:]:
         raise ValueError(f"instance map {list(t.shape)} does not match features "
                          f"{list(features.shape)}")
-    ids = t.reshape(n, h * w).long()
-    ids = ids - ids.min()  # non-negative, so (image, id) pairs map to distinct keys
-    keys = ids + torch.arange(n, device=ids.device)[:, None] * (ids.max() + 1)
+    if features.numel() == 0:
+        return features.clone()
+    _, ids = torch.unique(t.reshape(n, h * w), return_inverse=True)
+    keys = ids + torch.arange(n, device=ids.device)[:, None] * (int(ids.max()) + 1)
     _, segment = torch.unique(keys.reshape(-1), return_inverse=True)
     count = int(segment.max()) + 1
-    flat = features.permute(1, 0, 2, 3).reshape(c, n * h * w)
+    flat = features.float().permute(1, 0, 2, 3).reshape(c, n * h * w)
     sums = flat.new_zeros(c, count).index_add_(1, segment, flat)
-    sizes = torch.bincount(segment, minlength=count).to(flat.dtype)
-    means = sums / sizes
-    return means[:, segment].reshape(c, n, h, w).permute(1, 0, 2, 3)
+    means = sums / torch.bincount(segment, minlength=count).to(flat.dtype)
+    return means[:, segment].reshape(c, n, h, w).permute(1, 0, 2, 3).to(features.dtype)
 
 
 def _check_labels(label: torch.Tensor, label_nc: int) -> torch.Tensor:

@@ -5,12 +5,10 @@ import base64
 import io
 import json
 import os
-import threading
 import time
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from conftest import run_cli, small_stylegan2

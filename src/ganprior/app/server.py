@@ -168,9 +168,10 @@ def create_app(model_dir=None, device="cpu", session_ttl: float = 1800.0,
         return _error(500, f"internal error: {_one_line(e)}")
 
     def idle_session(sid) -> StudioSession:
+        """The session, refused early when it runs something (the session's own methods
+        check again under its lock)."""
         s = store.get(sid)
-        if s.running:
-            raise Busy(f"this session is running a {s.running}; stop it first")
+        s._require_idle()
         return s
 
     async def json_body(request: Request) -> dict:
@@ -342,20 +343,25 @@ class Run:
             await job
         except asyncio.CancelledError:
             raise
-        except (GanpriorError, ValueError) as e:
-            await _send(self.ws, {"type": "error", "message": _one_line(e)})
-        except Exception as e:  # a bug or a failing device: say so, keep the socket usable
-            log.exception("studio session %s", self.s.id)
-            await _send(self.ws, {"type": "error", "message": f"internal error: {_one_line(e)}"})
-        finally:
-            self.s.running = None
+        except Exception as e:
+            if not isinstance(e, (GanpriorError, ValueError)):  # a bug or a failing device
+                log.exception("studio session %s", self.s.id)
+            if not isinstance(e, SessionExpired):
+                await self._abort()
+            prefix = "" if isinstance(e, (GanpriorError, ValueError)) else "internal error: "
+            await _send(self.ws, {"type": "error", "message": prefix + _one_line(e)})
+
+    async def _abort(self):
+        try:
+            await self.call(self.s.abort)
+        except SessionExpired:
+            pass
 
     async def drag(self, msg: dict):
         s = self.s
         mask = _decode_mask(msg.get("mask"))
         await self.call(s.begin_drag, msg.get("handles"), msg.get("targets"), mask,
                         msg.get("settings"))
-        s.running = "drag"
         await _send(self.ws, {"type": "started", "handles": [list(p) for p in s.handles],
                               "targets": [list(p) for p in s.targets]})
         reason = "stopped"
@@ -363,42 +369,35 @@ class Run:
         def step():
             out = s.drag_step()
             return out, data_url(out["image"])
-        try:
-            while not self.stop_requested:
-                out, image = await self.call(step)
-                self.store.touch(s)
-                await _send(self.ws, {
-                    "type": "step", "step": out["step"], "image": image,
-                    "points": [list(map(float, p)) for p in out["points"]],
-                    "targets": [list(map(float, p)) for p in out["targets"]],
-                    "distances": [float(d) for d in out["distances"]],
-                    "loss": float(out["loss"]), "ms": 1000 * float(out["seconds"])})
-                if out["done"]:
-                    d = s.drag.radii["d"]
-                    reason = ("reached" if all(x <= d for x in out["distances"])
-                              else "max_steps")
-                    break
-        finally:
-            s.running = None
+        while not self.stop_requested:
+            out, image = await self.call(step)
+            self.store.touch(s)
+            await _send(self.ws, {
+                "type": "step", "step": out["step"], "image": image,
+                "points": [list(map(float, p)) for p in out["points"]],
+                "targets": [list(map(float, p)) for p in out["targets"]],
+                "distances": [float(d) for d in out["distances"]],
+                "loss": float(out["loss"]), "ms": 1000 * float(out["seconds"])})
+            if out["done"]:
+                d = s.drag.radii["d"]
+                reason = "reached" if all(x <= d for x in out["distances"]) else "max_steps"
+                break
         state = await self.call(lambda: (s.end_drag(), session_state(s))[1])
         await _send(self.ws, {"type": "stopped", "reason": reason, "state": state})
 
     async def invert(self, msg: dict):
         s = self.s
         await self.call(s.begin_inversion, msg.get("steps", DEFAULT_INVERT_STEPS))
-        s.running = "invert"
-        try:
-            def step():
-                out = s.inversion_step()
-                return {**out, "image": None if out["image"] is None else data_url(out["image"])}
-            while not self.stop_requested:
-                out = await self.call(step)
-                self.store.touch(s)
-                await _send(self.ws, {"type": "progress", **out})
-                if out["done"]:
-                    break
-        finally:
-            s.running = None
+
+        def step():
+            out = s.inversion_step()
+            return {**out, "image": None if out["image"] is None else data_url(out["image"])}
+        while not self.stop_requested:
+            out = await self.call(step)
+            self.store.touch(s)
+            await _send(self.ws, {"type": "progress", **out})
+            if out["done"]:
+                break
         state = await self.call(lambda: (s.finish_inversion(), session_state(s))[1])
         await _send(self.ws, {"type": "inverted", "state": state})
 

@@ -139,12 +139,13 @@ class StudioSession:
     photo: torch.Tensor | None = None
     history: list = field(default_factory=list)  # Snapshots, newest last
     steps_run: int = 0                           # drag steps since the image was made
-    running: str | None = None                   # "drag" or "invert" while the socket runs one
+    running: str | None = None                   # "drag" or "inversion" while one runs
     closed: bool = False
 
     # --- making the starting image -------------------------------------------------------
     def start_from_seed(self, model_id: str, G, seed, trunc) -> torch.Tensor:
         """The image of `seed` at truncation `trunc` becomes the starting point."""
+        self._require_idle()
         check_number(seed, "seed", 0, MAX_SEED, integer=True)
         check_number(trunc, "truncation", 0.0, 2.0)
         from ..generate import seeds_to_ws
@@ -166,6 +167,7 @@ class StudioSession:
         from PIL import Image
 
         from ..images import check_image, load_image
+        self._require_idle()
         self._require_model(G)
         check_image(io.BytesIO(data), name="photo")  # format, header, library-wide limits
         with Image.open(io.BytesIO(data)) as im:     # header only: no pixels decoded yet
@@ -186,6 +188,7 @@ class StudioSession:
     def begin_inversion(self, steps) -> None:
         """Start inverting the uploaded photo into W+ (the inversion engine, one step per
         `inversion_step`)."""
+        self._require_idle()
         if self.photo is None:
             raise ValueError("upload a photo first")
         check_number(steps, "inversion steps", 1, MAX_INVERT_STEPS, integer=True)
@@ -193,6 +196,7 @@ class StudioSession:
         from ..inversion.engine import InversionSession
         self.inversion = InversionSession(self.G, self.photo.to(self.G.device),
                                           make_method("w+"), steps=steps, lr=0.03, loss="mse")
+        self.running = "inversion"
 
     def inversion_step(self, show_every: int = 10) -> dict:
         """One inversion step: {"step", "steps", "psnr", "done", "image"}; "image" is the
@@ -213,11 +217,13 @@ class StudioSession:
         ws = pivot_ws(self.G, {k: v.to(self.G.device) for k, v in result.params.items()})
         self._start(self.model_id, self.G, ws, {"kind": "photo", "inversion_steps": inv.step_count,
                                                "psnr": round(result.psnr[0], 2)})
+        self.running = None
 
     # --- dragging ------------------------------------------------------------------------
     def begin_drag(self, handles, targets, mask: bytes | None, settings: dict) -> None:
         """A new drag from the current latent with these points, mask and settings (the
         state before it is remembered for undo)."""
+        self._require_idle()
         self._require_image()
         size = self.G.img_resolution
         handles, targets = parse_pairs(handles, targets, size)
@@ -228,6 +234,7 @@ class StudioSession:
         # undo goes back to this latent with the points as placed (to retry other settings)
         self.history = (self.history + [Snapshot(self.ws.clone(), handles, targets)])[-MAX_UNDO:]
         self.drag, self.handles, self.targets, self.mask = drag, handles, targets, mask_t
+        self.running = "drag"
 
     def drag_step(self) -> dict:
         """One optimisation step of the running drag (the engine's step() record)."""
@@ -239,10 +246,15 @@ class StudioSession:
 
     def end_drag(self) -> None:
         """Drop the drag's optimiser and features; its result stays as the current latent."""
-        self.drag = None
+        self.drag, self.running = None, None
+
+    def abort(self) -> None:
+        """After a failed step: drop the run (the latent stays as the last good step left it)."""
+        self.drag = self.inversion = self.running = None
 
     def undo(self) -> None:
         """Back to the latent and points before the last drag."""
+        self._require_idle()
         self._require_image()
         if not self.history:
             raise ValueError("nothing to undo")
@@ -251,10 +263,16 @@ class StudioSession:
 
     def reset(self) -> None:
         """Back to the starting image, no points, no mask, no history."""
+        self._require_idle()
         self._require_image()
         self._start(self.model_id, self.G, self.start_ws, self.origin)
 
     # --- reading -------------------------------------------------------------------------
+    def _require_idle(self):
+        if self.running:
+            what = "a drag" if self.running == "drag" else "an inversion"
+            raise Busy(f"this session is running {what}; stop it first")
+
     def _require_image(self):
         if self.ws is None:
             raise ValueError("generate an image or upload a photo first")

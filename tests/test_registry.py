@@ -77,7 +77,8 @@ def test_bad_configs_are_refused_before_building(change, message, monkeypatch):
 
 
 def test_unknown_architecture():
-    with pytest.raises(ValueError, match="unknown G architecture 'pggan' .*known: dcgan, stylegan2"):
+    with pytest.raises(ValueError, match="unknown G architecture 'pggan' .*known: dcgan, "
+                                         "pix2pixhd-global, pix2pixhd-local, stylegan2"):
         build("pggan", {})
 
 

@@ -489,3 +489,23 @@ def test_an_unexpected_failure_is_a_500_with_one_line(model_dir, monkeypatch):
         r = c.post(f"/api/sessions/{sid}/generate", json={"model": MODEL})
         assert r.status_code == 500
         assert r.json() == {"error": "internal error: division by zero"}
+
+
+def test_a_local_studio_answers_local_names_only(model_dir):
+    app = create_app(model_dir=model_dir, device="cpu", allowed_hosts=["127.0.0.1", "localhost"])
+    with TestClient(app, base_url="http://127.0.0.1:7860") as c:
+        assert c.get("/api/models").status_code == 200
+        sid = c.post("/api/sessions").json()["session"]
+        # DNS rebinding: a page of evil.example whose name now points at 127.0.0.1
+        assert c.get("/api/models", headers={"host": "evil.example:7860"}).status_code == 400
+        # a cross-site WebSocket from a page elsewhere is refused; the studio's own page works
+        from starlette.websockets import WebSocketDisconnect
+        url = "ws://127.0.0.1:7860"
+        with pytest.raises(WebSocketDisconnect):
+            with c.websocket_connect(f"{url}/api/sessions/{sid}/ws",
+                                     headers={"origin": "http://evil.example"}) as ws:
+                ws.receive_json()
+        with c.websocket_connect(f"{url}/api/sessions/{sid}/ws",
+                                 headers={"origin": "http://127.0.0.1:7860"}) as ws:
+            ws.send_json({"type": "ping"})
+            assert ws.receive_json() == {"type": "pong"}

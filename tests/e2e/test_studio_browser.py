@@ -44,8 +44,9 @@ def server_url():
     if zoo_entries()[MODEL[4:]].availability() != "ok":
         pytest.skip(f"{MODEL} is not installed")
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(device="cpu"), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    app = create_app(device="cpu", allowed_hosts=["127.0.0.1", "localhost"])  # as `serve`
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -40,6 +40,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -96,12 +97,15 @@ def _error(status: int, message) -> JSONResponse:
 def create_app(model_dir=None, device="cpu", session_ttl: float = 1800.0,
                max_sessions: int = 16, max_upload_bytes: int = 8 << 20,
                max_upload_pixels: int = 16_000_000, step_workers: int = 4,
-               clock=time.monotonic) -> FastAPI:
+               allowed_hosts: list[str] | None = None, clock=time.monotonic) -> FastAPI:
     """The studio app. `model_dir`: the only folder checkpoint files may be opened from
     (None: zoo models only); `device`: where models run (a torch device or its name);
     sessions idle for `session_ttl` seconds (by `clock`) are dropped; uploads over
     `max_upload_bytes` or `max_upload_pixels` are refused; `step_workers` threads run the
-    optimisation steps of every session."""
+    optimisation steps of every session. With `allowed_hosts`, requests whose Host header
+    names another host, and sockets opened from pages of another host (Origin), are refused:
+    a web page elsewhere cannot reach a local studio through DNS rebinding or a cross-site
+    WebSocket."""
     from ..device import pick_device
     dev = pick_device(device) if isinstance(device, str) else device
     catalog = ModelCatalog(model_dir, dev)
@@ -137,6 +141,9 @@ def create_app(model_dir=None, device="cpu", session_ttl: float = 1800.0,
     app.state.store, app.state.catalog, app.state.sockets = store, catalog, sockets
     app.state.reap = reap
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
     @app.exception_handler(SessionExpired)
     async def expired(request, e):
@@ -269,6 +276,9 @@ def create_app(model_dir=None, device="cpu", session_ttl: float = 1800.0,
 
     @app.websocket("/api/sessions/{sid}/ws")
     async def socket(websocket: WebSocket, sid: str):
+        origin = websocket.headers.get("origin")
+        if allowed_hosts and origin and urlsplit(origin).hostname not in allowed_hosts:
+            return await websocket.close(code=1008)  # a page of another site: refused
         await websocket.accept()
         try:
             s = store.get(sid)

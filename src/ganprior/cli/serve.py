@@ -8,6 +8,8 @@ import typer
 
 from .common import DeviceOpt, console, user_errors
 
+LOOPBACK = ("127.0.0.1", "localhost")
+
 
 @user_errors
 def serve(
@@ -40,8 +42,12 @@ def serve(
     except ImportError as e:
         raise ValueError(f"the studio needs the ui extras ({e.name} is missing): "
                          "pip install 'ganprior[ui]'") from None
+    # on the loopback address only local names are answered (a web page elsewhere cannot
+    # reach the studio by DNS rebinding); on another address, any name the network uses
+    local = host in LOOPBACK
     app = create_app(model_dir=models, device=device, session_ttl=session_ttl,
                      max_sessions=max_sessions, max_upload_bytes=int(max_upload_mb * 2**20),
-                     max_upload_pixels=int(max_upload_mp * 1e6))
+                     max_upload_pixels=int(max_upload_mp * 1e6),
+                     allowed_hosts=["127.0.0.1", "localhost"] if local else None)
     console.print(f"ganprior studio on http://{host}:{port} (Ctrl+C stops it)")
     uvicorn.run(app, host=host, port=port, log_level="warning", ws_max_size=5 << 20)

@@ -95,8 +95,7 @@ def test_multiscale_discriminator_shapes():
     # the second scale's input is the first's, average-pooled
     x = torch.randn(1, 5, 32, 32)
     assert torch.equal(D(x)[1][-1], D.scales[1](downsample2x(x))[-1])
-    with torch.device("meta"):
-        deep = MultiscaleDiscriminator(3, ndf=64, n_layers=5)
+    deep = MultiscaleDiscriminator(3, ndf=64, n_layers=5, num_D=1)
     assert max(m.out_channels for m in deep.modules() if isinstance(m, torch.nn.Conv2d)) == 512
 
 
@@ -297,6 +296,41 @@ def test_missing_vgg19_weights_is_a_notice_not_an_error(tmp_path, monkeypatch):
     assert d["D_real"].item() == pytest.approx(0.0) and d["D_fake"].item() == pytest.approx(0.25)
     assert terms.describe() == {"gan": "lsgan", "feature_matching": 10.0, "vgg": None,
                                 "note": note}
+
+
+@pytest.fixture
+def vgg19_entry(tmp_path, monkeypatch):
+    """The weights registry with its 'vgg19' entry (torchvision's file), weights in tmp_path."""
+    from ganprior import weights
+    monkeypatch.setenv("GANPRIOR_WEIGHTS", str(tmp_path))
+    entry = weights.WeightFile("vgg19", "vgg19-dcbb9e9d.pth",
+                               "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+                               "dcbb9e9d", "VGG19 (ImageNet, torchvision)")
+    monkeypatch.setitem(weights.REGISTRY, "vgg19", entry)
+    return tmp_path / entry.filename
+
+
+def test_vgg19_weights_load_and_bad_files_are_notices(vgg19_entry):
+    from ganprior.nets.vgg19 import load_vgg19
+    net, why = load_vgg19("cpu")
+    assert net is None and "VGG19 weights not installed" in why and "download vgg19" in why
+    torch.manual_seed(0)
+    ref = VGG19Features()
+    torch.save({f"features.{k.split('.', 1)[1]}": v for k, v in ref.state_dict().items()}
+               | {"classifier.0.weight": torch.zeros(2, 2)}, vgg19_entry)
+    net, why = load_vgg19("cpu")
+    assert why is None and not net.training
+    assert all(not p.requires_grad for p in net.parameters())
+    assert torch.equal(net.features[34].weight, ref.features[34].weight)
+    loss, note = load_vgg_loss("cpu")
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert note is None and loss(x, x).item() == 0 and loss(x, -x).item() > 0
+    vgg19_entry.write_bytes(b"not a torch file")
+    with pytest.warns(UserWarning, match="corrupt vgg19 weights"):
+        assert load_vgg_loss("cpu")[0] is None
+    torch.save({"features.0.weight": torch.zeros(3, 3, 3, 3)}, vgg19_entry)
+    net, why = load_vgg19("cpu")
+    assert net is None and "not VGG19 weights" in why
 
 
 # --- registry and checkpoints ---------------------------------------------------------------

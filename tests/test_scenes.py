@@ -117,7 +117,8 @@ def test_cli_writes_scenes(tmp_path):
 ])
 def test_cli_refuses_bad_options(tmp_path, args, message):
     r = run_cli("data", "scenes", "--out", tmp_path / "s", *args, ok=False)
-    assert r.exit_code == 1 and f"error: {message}" in r.output
+    assert r.exit_code == 1 and r.output.startswith(f"error: {message}")
+    assert len(r.output.strip().splitlines()) == 1  # one line, no traceback
     assert not (tmp_path / "s").exists()
 
 

@@ -46,25 +46,29 @@ _loaded: dict = {}
 
 def load_vgg19(device) -> tuple[VGG19Features | None, str | None]:
     """(frozen ImageNet VGG19 features in eval mode, None), or (None, why not) when the weights
-    file is not installed or not usable. Cached per device."""
+    file is not installed or not usable. Cached per device and file."""
     from .. import weights
     from ..errors import GanpriorError
-    key = str(device)
-    if key in _loaded:
-        return _loaded[key], None
     if "vgg19" not in weights.REGISTRY:
         return None, "this ganprior has no 'vgg19' entry in its weights registry"
+    path = weights.find("vgg19")
+    if path is None:
+        return None, (f"VGG19 weights not installed ({weights.path_of('vgg19')}; "
+                      f"`ganprior weights download vgg19`)")
+    st = path.stat()  # a different, newly installed or replaced file is loaded afresh
+    key = (str(device), str(path), st.st_mtime_ns, st.st_size)
+    if key in _loaded:
+        return _loaded[key], None
     try:
         state = weights.load_state("vgg19")
     except GanpriorError as e:  # a corrupt optional file: say so, train without it
         return None, str(e)
     if state is None:
-        return None, (f"VGG19 weights not installed ({weights.path_of('vgg19')}; "
-                      f"`ganprior weights download vgg19`)")
+        return None, f"VGG19 weights not readable at {path}"
     net = VGG19Features()
     try:
         net.load_state_dict({k: v for k, v in state.items() if k.startswith("features.")})
     except RuntimeError as e:
-        return None, f"{weights.path_of('vgg19')}: not VGG19 weights ({str(e).splitlines()[0]})"
+        return None, f"{path}: not VGG19 weights ({str(e).splitlines()[0]})"
     _loaded[key] = net.eval().requires_grad_(False).to(device)
     return _loaded[key], None

@@ -172,6 +172,8 @@ def test_valid_scenes_pass(dataset):
      r"train_img/000009.png: no label map '000009' in .*train_label"),
     (lambda d: save(d / "train_label" / "000000.png", np.zeros((64, 64, 3), np.uint8)),
      r"train_label/000000.png: an image of mode RGB; a label map holds one id per pixel"),
+    (lambda d: save(d / "train_inst" / "000001.png", np.zeros((64, 64, 3), np.uint8)),
+     r"train_inst/000001.png: an image of mode RGB; an instance map holds one id per pixel"),
     (lambda d: (d / "train_label" / "000002.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken"),
      r"train_label/000002.png: cannot read image"),
     (lambda d: [p.unlink() for p in (d / "train_inst").iterdir()] and

@@ -179,8 +179,9 @@ def read_ids(path, what: str = "label map") -> np.ndarray:
     path = Path(path)
     _, mode, _ = _header(path)
     if mode not in ID_MODES:
-        raise DatasetError(f"{path}: an image of mode {mode}; a {what} holds one id per pixel "
-                           f"(8- or 16-bit gray or palette PNG)")
+        article = "an" if what[0] in "aeiou" else "a"
+        raise DatasetError(f"{path}: an image of mode {mode}; {article} {what} holds one id per "
+                           f"pixel (8- or 16-bit gray or palette PNG)")
     try:
         with Image.open(path, formats=ID_FORMATS) as im:
             im.load()

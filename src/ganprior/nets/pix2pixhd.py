@@ -339,6 +339,8 @@ def _check_labels(label: torch.Tensor, label_nc: int) -> torch.Tensor:
             raise ValueError(f"label map: value {float(label[bad][0]):g} is not a class id "
                              f"(label maps hold integers 0..{label_nc - 1})")
     ids = label.long()
+    if ids.numel() == 0:
+        return ids
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= label_nc:
         raise ValueError(f"label map: value {lo if lo < 0 else hi} is outside 0..{label_nc - 1} "

@@ -187,6 +187,14 @@ def test_each_bad_dataset_is_one_error_naming_the_file(dataset, damage, message)
     assert "\n" not in str(e.value)
 
 
+def test_a_fifo_among_the_files_is_refused_without_blocking(dataset):
+    import os
+    (dataset / "train_img" / "000002.png").unlink()
+    os.mkfifo(dataset / "train_img" / "000002.png")
+    with pytest.raises(DatasetError, match=r"train_img/000002.png: is a FIFO, not a regular"):
+        validate(Layout(dataset, LABEL_NC), progress=False)
+
+
 def test_the_label_range_follows_label_nc(dataset):
     validate(Layout(dataset, 8), progress=False)
     with pytest.raises(DatasetError, match=r"label value 7 at x=\d+, y=\d+ is outside 0..6"):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from PIL import Image
 
 from ..errors import GanpriorError
 from ..images import IMAGE_SUFFIXES, MAX_PIXELS, check_image, load_image
+from ..limits import check_regular_file
 from ..progress import progress_bar
 from .images import DatasetError
 
@@ -142,14 +142,14 @@ def find_samples(layout: Layout) -> list[Sample]:
 
 
 def _check_file(path: Path):
+    """A regular file (a FIFO named x.png would block the read forever) of bounded size."""
     try:
-        st = os.stat(path)
-    except OSError as e:
-        raise DatasetError(f"{path}: cannot read ({e.strerror or e})")
-    if not stat.S_ISREG(st.st_mode):  # a FIFO named x.png would block the read forever
-        raise DatasetError(f"{path}: not a regular file")
-    if st.st_size > MAX_FILE_BYTES:
-        raise DatasetError(f"{path}: {st.st_size / 2**20:.0f} MiB is larger than the "
+        check_regular_file(path)
+    except GanpriorError as e:
+        raise DatasetError(str(e))
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise DatasetError(f"{path}: {size / 2**20:.0f} MiB is larger than the "
                            f"{MAX_FILE_BYTES >> 20} MiB limit for one file")
 
 

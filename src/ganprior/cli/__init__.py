@@ -15,6 +15,7 @@ from . import (convert, data, demo, edit, generate, invert, metrics, models, res
                weights)
 from .common import OneLineUsageErrors, root
 from . import serve  # the drag studio (its ui extras are imported only when it runs)
+from . import drag  # DragGAN point editing
 
 app = typer.Typer(cls=OneLineUsageErrors, help=__doc__, no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False, callback=root,
@@ -33,6 +34,7 @@ app.command()(restore.inpaint)
 app.command()(restore.denoise)
 app.command()(edit.edit)
 app.add_typer(edit.directions_app, name="directions")
+app.command()(drag.drag)
 app.command("train-encoder")(train.train_encoder_cmd)
 app.command()(metrics.metrics)
 app.command()(metrics.fid)

@@ -161,6 +161,47 @@ def _check_ws(G, ws) -> torch.Tensor:
     return ws.detach().to(G.device, torch.float32).clone()
 
 
+# --- the losses --------------------------------------------------------------------------------
+def motion_loss(feat: torch.Tensor, points, targets, active, r1: float,
+                size: tuple[int, int]) -> torch.Tensor:
+    """DragGAN's motion supervision on `feat` [1, C, h, w] resized to `size`: for each active
+    handle p with unit direction u to its target, mean over the disc |q - p| <= r1 (pixels in
+    the image) and the channels of |F(q + u) - sg(F(q))|; summed over handles."""
+    H, W = size
+    loss = feat.new_zeros(())
+    for (px, py), (tx, ty), on in zip(points, targets, active):
+        if not on:
+            continue
+        norm = math.hypot(tx - px, ty - py)
+        ux, uy = (tx - px) / norm, (ty - py) / norm
+        ys, xs = _disc(px, py, r1, H, W)
+        here = resized_at(feat, ys, xs, size).detach()
+        there = shifted_at(feat, ys.float() + uy, xs.float() + ux, size)
+        loss = loss + (there - here).abs().mean()
+    return loss
+
+
+def fixed_area_loss(feat: torch.Tensor, feat0: torch.Tensor, mask: torch.Tensor,
+                    lambda_mask: float, size: tuple[int, int]) -> torch.Tensor:
+    """lambda * mean over pixels and channels of |F - F0| (1 - M), both resized to `size`
+    (M: 1 = flexible); the mean runs over the whole image, as the official l1_loss."""
+    fixed = (1 - mask).to(feat.device, feat.dtype)[None, None]
+    now = F.interpolate(feat, size=size, mode="bilinear", align_corners=False)
+    then = F.interpolate(feat0, size=size, mode="bilinear", align_corners=False)
+    return lambda_mask * ((now - then).abs() * fixed).mean()
+
+
+def _disc(px, py, r1, H, W):
+    """Integer pixels within distance r1 of (px, py), inside the image."""
+    reach = int(math.floor(r1)) + 1
+    x0, y0 = int(round(px)), int(round(py))
+    ys = torch.arange(max(y0 - reach, 0), min(y0 + reach, H - 1) + 1)
+    xs = torch.arange(max(x0 - reach, 0), min(x0 + reach, W - 1) + 1)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    inside = (xx - px) ** 2 + (yy - py) ** 2 <= r1 * r1
+    return yy[inside], xx[inside]
+
+
 # --- the session -------------------------------------------------------------------------------
 @dataclass
 class _Setup:
@@ -204,6 +245,25 @@ class DragSession:
         refs = reference_features(self.feat0, self.handles, size)
         self.tracker = make_tracker(self.settings.tracking, refs, self._setup.r2,
                                     self._suppress())
+        self.tracker.start(self.feat0, self.handles, size)
+
+    @staticmethod
+    def check_inputs(G: GeneratorBase, handles, targets, mask=None,
+                     settings: DragSettings | None = None):
+        """The ValueErrors a session would raise for these points, mask and settings, before
+        any costly work (an inversion) is spent on them."""
+        size = (G.img_resolution, G.img_resolution)
+        checked, _ = _check_points(handles, targets, size)
+        _check_handles_free(checked, _check_mask(mask, size))
+        settings = (settings or DragSettings()).check()
+        if settings.layer is not None:
+            with torch.no_grad():
+                _, feats = G.synthesize_with_features(
+                    G.w_avg.reshape(1, 1, -1).expand(1, G.num_ws, -1).float())
+            names = feature_names(feats)
+            if settings.layer not in names:
+                raise ValueError(f"unknown layer {settings.layer!r} for drag features; this "
+                                 f"model has {', '.join(names)}")
 
     # --- derived values ----------------------------------------------------------------------
     def _derive(self, feats, size) -> _Setup:
@@ -267,32 +327,6 @@ class DragSession:
             image = self.G.synthesize_from(st.layer, full.detach(), ws.detach())
         return full[:, :st.channels].float(), image
 
-    # --- the losses --------------------------------------------------------------------------
-    def _motion_loss(self, feat, points, active):
-        st = self._setup
-        H, W = st.size
-        loss = feat.new_zeros(())
-        reach = int(math.floor(st.r1))
-        for (px, py), (tx, ty), on in zip(points, self.targets, active):
-            if not on:
-                continue
-            norm = math.hypot(tx - px, ty - py)
-            ux, uy = (tx - px) / norm, (ty - py) / norm
-            ys, xs = _disc(px, py, st.r1, reach, H, W)
-            here = resized_at(feat, ys, xs, st.size).detach()
-            there = shifted_at(feat, ys.float() + uy, xs.float() + ux, st.size)
-            loss = loss + (there - here).abs().mean()
-        return loss
-
-    def _mask_loss(self, feat):
-        if self.mask is None or self.settings.lambda_mask == 0 or bool(self.mask.all()):
-            return None
-        st = self._setup
-        fixed = (1 - self.mask).to(feat.device)[None, None]
-        now = F.interpolate(feat, size=st.size, mode="bilinear", align_corners=False)
-        then = F.interpolate(self.feat0, size=st.size, mode="bilinear", align_corners=False)
-        return self.settings.lambda_mask * ((now - then).abs() * fixed).mean()
-
     # --- stepping ----------------------------------------------------------------------------
     def distances(self, points=None) -> list[float]:
         points = self.points if points is None else points
@@ -311,10 +345,10 @@ class DragSession:
         dist = self.distances()
         active = [d > st.d for d in dist]
         self._done = not any(active) or self.step_count >= self.settings.max_steps
-        loss = self._motion_loss(feat, self.points, active)
-        mask_loss = self._mask_loss(feat)
-        if mask_loss is not None:
-            loss = loss + mask_loss
+        loss = motion_loss(feat, self.points, self.targets, active, st.r1, st.size)
+        if self.mask is not None and self.settings.lambda_mask > 0 and not bool(self.mask.all()):
+            loss = loss + fixed_area_loss(feat, self.feat0, self.mask, self.settings.lambda_mask,
+                                          st.size)
         record = {"step": self.step_count, "image": image.detach().cpu(),
                   "points": list(self.points), "targets": list(self.targets),
                   "distances": dist, "loss": float(loss.detach())}
@@ -354,7 +388,7 @@ class DragSession:
         if not all(k is not None for k in keep) or len(handles) != len(self.points):
             current = self._current_features()
             fresh = reference_features(current, handles, self._setup.size)
-            self.tracker.select(keep, fresh)
+            self.tracker.select(keep, fresh, current, handles, self._setup.size)
             self.feat0 = current
         self.handles, self.targets = handles, targets
         self.points = list(handles)
@@ -427,16 +461,6 @@ class DragSession:
         return self
 
 
-def _disc(px, py, r1, reach, H, W):
-    """Integer pixels within distance r1 of (px, py), inside the image."""
-    x0, y0 = int(round(px)), int(round(py))
-    ys = torch.arange(max(y0 - reach - 1, 0), min(y0 + reach + 1, H - 1) + 1)
-    xs = torch.arange(max(x0 - reach - 1, 0), min(x0 + reach + 1, W - 1) + 1)
-    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-    inside = (xx - px) ** 2 + (yy - py) ** 2 <= r1 * r1
-    return yy[inside], xx[inside]
-
-
 def _cpu_optimizer_state(state: dict) -> dict:
     out = copy.deepcopy(state)
     for per_param in out["state"].values():
@@ -444,3 +468,180 @@ def _cpu_optimizer_state(state: dict) -> dict:
             if isinstance(v, torch.Tensor):
                 per_param[k] = v.detach().cpu().clone()
     return out
+
+
+# --- pictures of a drag ------------------------------------------------------------------------
+HANDLE_COLOUR, TARGET_COLOUR, LINE_COLOUR = (230, 40, 40), (40, 90, 230), (255, 255, 255)
+
+
+def render_points(image, handles, targets, scale: int | None = None):
+    """A PIL image of `image` (tensor in [-1, 1], uint8 array or PIL image) with each handle
+    (red) joined by a line to its target (blue). Small images are enlarged `scale` times first
+    (nearest neighbour; default: to about 256 px) so the marks stay readable; points are in
+    the original image's pixels."""
+    from PIL import Image, ImageDraw
+
+    from ..images import to_picture
+    picture = Image.fromarray(to_picture(image)).convert("RGB")
+    if scale is None:
+        scale = max(1, 256 // max(picture.size))
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    draw = ImageDraw.Draw(picture)
+    radius = max(2, scale + 1)
+    at = lambda p: ((p[0] + 0.5) * scale, (p[1] + 0.5) * scale)  # noqa: E731  pixel centres
+    for h, t in zip(handles, targets):
+        draw.line([at(h), at(t)], fill=LINE_COLOUR, width=max(1, scale // 2))
+    for colour, points in ((TARGET_COLOUR, targets), (HANDLE_COLOUR, handles)):
+        for p in points:
+            x, y = at(p)
+            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour,
+                         outline=(0, 0, 0))
+    return picture
+
+
+def animation_frames(records: list[dict], max_frames: int = 60, scale: int | None = None):
+    """Frames (PIL) of a drag: the records' images with their points drawn, at most
+    `max_frames` of them evenly spread, always with the first and the last."""
+    if not records:
+        raise ValueError("no steps to animate")
+    n, m = len(records), max(1, min(len(records), max_frames))
+    picks = sorted({round(i * (n - 1) / max(1, m - 1)) for i in range(m)})
+    return [render_points(records[i]["image"], records[i]["points"], records[i]["targets"],
+                          scale) for i in picks]
+
+
+def write_animation(path, frames, seconds_per_frame: float = 0.08, hold_last: float = 1.0):
+    """Write PIL `frames` as an animated GIF or WebP (by the suffix of `path`), atomically;
+    the last frame stays `hold_last` seconds. Returns the path."""
+    from pathlib import Path
+
+    from ..files import atomic_write
+    path = Path(path)
+    kind = {".gif": "GIF", ".webp": "WEBP"}.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"an animation is written as .gif or .webp, not {path.name!r}")
+    if not frames:
+        raise ValueError("no frames to write")
+    ms = max(20, round(seconds_per_frame * 1000))
+    durations = [ms] * (len(frames) - 1) + [max(ms, round(hold_last * 1000))]
+    extra = {"lossless": True} if kind == "WEBP" else {"disposal": 1}
+    return atomic_write(path, lambda tmp: frames[0].save(
+        tmp, format=kind, save_all=True, append_images=list(frames[1:]), duration=durations,
+        loop=0, **extra))
+
+
+def before_after(records: list[dict], scale: int | None = None):
+    """One PIL image: the start (handles where given) beside the end (tracked points)."""
+    from PIL import Image
+    first = render_points(records[0]["image"], records[0]["points"], records[0]["targets"], scale)
+    last = render_points(records[-1]["image"], records[-1]["points"], records[-1]["targets"],
+                         scale)
+    gap = max(4, first.width // 64)
+    out = Image.new("RGB", (first.width * 2 + gap, first.height), (255, 255, 255))
+    out.paste(first, (0, 0))
+    out.paste(last, (first.width + gap, 0))
+    return out
+
+
+# --- text points -------------------------------------------------------------------------------
+def parse_points(text: str) -> tuple[list[Point], list[Point]]:
+    """'x1,y1>x2,y2 ; x3,y3>x4,y4' -> (handles, targets), pixels. One ValueError per bad
+    pair, naming it."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("--points is empty: give handle>target pairs like '20,30>26,30'")
+    handles, targets = [], []
+    for i, pair in enumerate(text.split(";")):
+        pair = pair.strip()
+        if not pair and i > 0 and i == len(text.split(";")) - 1:
+            continue  # a trailing ';'
+        try:
+            a, b = pair.split(">")
+            (hx, hy), (tx, ty) = ([float(v) for v in side.split(",")] for side in (a, b))
+        except ValueError:
+            raise ValueError(f"--points: pair {i + 1} {pair!r} is not 'x,y>x,y'") from None
+        if not all(math.isfinite(v) for v in (hx, hy, tx, ty)):
+            raise ValueError(f"--points: pair {i + 1} {pair!r} is not finite")
+        handles.append((hx, hy))
+        targets.append((tx, ty))
+    return handles, targets
+
+
+def format_points(handles, targets) -> str:
+    """The inverse of parse_points."""
+    return " ; ".join(f"{hx:g},{hy:g}>{tx:g},{ty:g}" for (hx, hy), (tx, ty) in zip(handles, targets))
+
+
+class FrameKeeper:
+    """Keeps at most about 2 x `max_frames` of a drag's records (8-bit images and points),
+    evenly spread, however long the drag: when full it drops every other one and keeps
+    every 2nd record from then on (the first and the latest are always kept)."""
+
+    def __init__(self, max_frames: int = 60):
+        self.max_frames, self.stride, self.kept, self.last = max(2, max_frames), 1, [], None
+
+    def add(self, record: dict):
+        from ..images import to_uint8
+        small = {"image": to_uint8(record["image"])[0], "points": list(record["points"]),
+                 "targets": list(record["targets"]), "step": record["step"]}
+        self.last = small
+        if record["step"] % self.stride == 0:
+            self.kept.append(small)
+            if len(self.kept) >= 2 * self.max_frames:
+                self.kept, self.stride = self.kept[::2], self.stride * 2
+
+    def records(self) -> list[dict]:
+        out = list(self.kept)
+        if self.last is not None and (not out or out[-1] is not self.last):
+            out.append(self.last)
+        return out
+
+
+# --- real photos -------------------------------------------------------------------------------
+@dataclass
+class PhotoStart:
+    """Where a drag of a photo starts: the generator to drag with (a PTI-tuned copy when
+    tuned), the inverted latent ws [1, num_ws, w_dim] and the runs that made them."""
+    G: GeneratorBase
+    ws: torch.Tensor
+    inversion: object            # inversion.engine.InversionResult
+    tuning: object | None = None  # inversion.tuning.TuneResult
+    method: str = "w+"
+
+
+def invert_photo(G: GeneratorBase, photo: torch.Tensor, steps: int = 300, lr: float = 0.03,
+                 loss: str = "auto", tune: bool = False, tune_steps: int | None = None,
+                 seed: int = 0, progress: bool = False) -> PhotoStart:
+    """Invert `photo` [1, C, R, R] (the model's resolution, in [-1, 1]) into W+ with the
+    inversion engine (z for generators without W, e.g. DCGAN), then optionally tune a copy of
+    G on it with PTI (the pivot is the inverted latent). docs/drag.md has the settings."""
+    from ..inversion import invert, make_method
+    from ..inversion.tuning import pivot_ws, tune as tune_generator
+    R = G.img_resolution
+    if (not isinstance(photo, torch.Tensor) or photo.ndim != 4 or photo.shape[0] != 1
+            or tuple(photo.shape[1:]) != (G.img_channels, R, R)):
+        got = list(photo.shape) if isinstance(photo, torch.Tensor) else type(photo).__name__
+        raise ValueError(f"the photo must be [1, {G.img_channels}, {R}, {R}], got {got}")
+    name = "w+" if "w+" in G.latent_spaces else "z"
+    method = make_method(name)
+    photo = photo.to(G.device)
+    inversion = invert(G, photo, method, steps=steps, lr=lr, loss=loss, seed=seed,
+                       progress=progress)
+    params = {k: v.to(G.device) for k, v in inversion.params.items()}
+    tuning, G_drag = None, G
+    if tune:
+        tuning = tune_generator(G, photo, method, params, kind="pti", steps=tune_steps,
+                                seed=seed, progress=progress)
+        G_drag = tuning.G
+    with torch.no_grad():
+        ws = pivot_ws(G, params).detach().clone()
+    return PhotoStart(G=G_drag, ws=ws, inversion=inversion, tuning=tuning, method=name)
+
+
+def session_from_photo(G: GeneratorBase, photo: torch.Tensor, handles, targets, mask=None,
+                       settings: DragSettings | None = None, seed: int = 0,
+                       **invert_options) -> tuple[DragSession, PhotoStart]:
+    """Invert (and optionally tune, `tune=True`) `photo`, then start a drag on the result:
+    (session, PhotoStart). The points and mask are checked before the inversion runs."""
+    DragSession.check_inputs(G, handles, targets, mask, settings)
+    start = invert_photo(G, photo, seed=seed, **invert_options)
+    return DragSession(start.G, start.ws, handles, targets, mask, settings, seed), start

@@ -114,7 +114,11 @@ class PaperTracker:
                 out.append((float(xs[k]), float(ys[k])))
         return out
 
-    def select(self, keep: list[int | None], fresh: torch.Tensor):
+    def start(self, feat, points, size):
+        """Nothing to cut: the references are the handles' features."""
+
+    def select(self, keep: list[int | None], fresh: torch.Tensor, feat=None, points=None,
+               size=None):
         """New handles: row i keeps old handle keep[i]'s reference, or takes fresh[i]."""
         self.refs = _pick(self.refs, keep, fresh)
 
@@ -125,66 +129,107 @@ class PaperTracker:
         self.refs = state["refs"].clone()
 
 
-class RobustTracker(PaperTracker):
-    """Template tracking with a confidence gate (our design; see the module docstring).
+def patch_offsets(half: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dy, dx) of the (2 half + 1)^2 pixels of a patch centred on 0."""
+    o = torch.arange(-half, half + 1)
+    dy, dx = torch.meshgrid(o, o, indexing="ij")
+    return dy.reshape(-1), dx.reshape(-1)
 
-    margin = (d2 - d1) / d2, d1 the best distance to the template, d2 the best one farther
-    than `suppress` px (Chebyshev) from the best pixel (its neighbours always look alike: the
-    features are upsampled). margin < `min_margin`: the point stays, the template returns to
-    the initial feature. Otherwise the point moves and template <- (1 - a) template + a F(q1)
-    with a = `rate` * margin, so confident matches teach the template more.
+
+def patch_features(feat, ys, xs, half, size) -> torch.Tensor:
+    """Resized features [C, n, m] of the patch around each of n pixels (edges clamped)."""
+    H, W = size
+    dy, dx = patch_offsets(half)
+    py = (ys[:, None] + dy[None]).clamp(0, H - 1)
+    px = (xs[:, None] + dx[None]).clamp(0, W - 1)
+    n, m = py.shape
+    return resized_at(feat, py.reshape(-1), px.reshape(-1), size).reshape(-1, n, m)
+
+
+class RobustTracker(PaperTracker):
+    """Patch template tracking with a confidence gate (our design; docs/drag.md).
+
+    The paper matches one feature vector; a look-alike pixel nearby wins as soon as the
+    handle's own feature changes a little. Here each handle is a *patch* template T_i of the
+    features around it ((2 `half` + 1)^2 pixels, one feature cell each way), first cut from
+    the start image. Cost D(q) = mean over the patch of ||F(q + o) - T_i(o)||_2 over the r2
+    square. margin = (d2 - d1) / d2, d1 the best cost and d2 the best one farther than
+    `half` px (Chebyshev) from it. margin < `min_margin` (a flat or repetitive patch, no
+    clear winner): the point stays and the template returns to the start's patch. Otherwise
+    the point moves and T_i <- (1 - a) T_i + a F(patch at q1) with a = `rate` * margin, so the
+    template follows the handle's changing appearance, faster the surer the match.
     """
 
     name = "robust"
 
-    def __init__(self, refs: torch.Tensor, r2: float, suppress: int = 1,
-                 min_margin: float = 0.1, rate: float = 0.5):
+    def __init__(self, refs: torch.Tensor, r2: float, half: int = 1,
+                 min_margin: float = 0.05, rate: float = 0.1, patches: torch.Tensor | None = None):
         super().__init__(refs, r2)
-        self.templates = refs.clone()
-        self.suppress, self.min_margin, self.rate = suppress, min_margin, rate
+        self.half, self.min_margin, self.rate = half, min_margin, rate
+        self.initial = patches          # [n, C, m], set by `start` when not given
+        self.templates = None if patches is None else patches.clone()
         self.margins: list[float] = [1.0] * len(refs)
 
+    def start(self, feat, points, size):
+        """Cut the initial patch templates around `points` from `feat`."""
+        ys = torch.tensor([int(round(p[1])) for p in points])
+        xs = torch.tensor([int(round(p[0])) for p in points])
+        self.initial = patch_features(feat, ys, xs, self.half, size).permute(1, 0, 2).detach().clone()
+        self.templates = self.initial.clone()
+
     def track(self, feat: torch.Tensor, points, size) -> list[tuple[float, float]]:
+        if self.initial is None:
+            raise ValueError("RobustTracker.start() must cut the templates first")
         out, margins = [], []
         with torch.no_grad():
             for i, point in enumerate(points):
-                ys, xs, dist = _match(feat, point, self.templates[i], self.radius, size)
-                k = int(torch.argmin(dist))
-                far = torch.maximum((ys - ys[k]).abs(), (xs - xs[k]).abs()) > self.suppress
-                d1 = float(dist[k])
-                d2 = float(dist[far].min()) if bool(far.any()) else math.inf
+                ys, xs = square(point, self.radius, size)
+                values = patch_features(feat, ys, xs, self.half, size)  # [C, n, m]
+                cost = torch.linalg.vector_norm(values - self.templates[i][:, None], dim=0)
+                cost = cost.mean(dim=1)
+                k = int(torch.argmin(cost))
+                far = torch.maximum((ys - ys[k]).abs(), (xs - xs[k]).abs()) > self.half
+                d1 = float(cost[k])
+                d2 = float(cost[far].min()) if bool(far.any()) else math.inf
                 margin = 1.0 if math.isinf(d2) else (d2 - d1) / max(d2, 1e-12)
                 margins.append(margin)
                 if margin < self.min_margin:
                     out.append((float(point[0]), float(point[1])))
-                    self.templates[i] = self.refs[i]
+                    self.templates[i] = self.initial[i]
                     continue
                 out.append((float(xs[k]), float(ys[k])))
-                matched = resized_at(feat, ys[k:k + 1], xs[k:k + 1], size)[:, 0]
                 a = self.rate * margin
-                self.templates[i] = (1 - a) * self.templates[i] + a * matched
+                self.templates[i] = (1 - a) * self.templates[i] + a * values[:, k]
         self.margins = margins
         return out
 
-    def select(self, keep: list[int | None], fresh: torch.Tensor):
-        self.templates = _pick(self.templates, keep, fresh)
-        self.margins = [self.margins[k] if k is not None else 1.0 for k in keep]
+    def select(self, keep: list[int | None], fresh: torch.Tensor, feat=None, points=None,
+               size=None):
+        """As PaperTracker.select; new handles cut their patch from `feat` at `points`."""
         super().select(keep, fresh)
+        old_initial, old_templates = self.initial, self.templates
+        self.start(feat, points, size)
+        for i, k in enumerate(keep):
+            if k is not None:
+                self.initial[i], self.templates[i] = old_initial[k], old_templates[k]
+        self.margins = [self.margins[k] if k is not None else 1.0 for k in keep]
 
     def state(self) -> dict:
-        return {"refs": self.refs.clone(), "templates": self.templates.clone(),
+        return {"refs": self.refs.clone(), "initial": self.initial.clone(),
+                "templates": self.templates.clone(),
                 "margins": torch.tensor(self.margins, dtype=torch.float64)}
 
     def load_state(self, state: dict):
         self.refs = state["refs"].clone()
+        self.initial = state["initial"].clone()
         self.templates = state["templates"].clone()
         self.margins = [float(m) for m in state["margins"]]
 
 
-def make_tracker(kind: str, refs: torch.Tensor, r2: float, suppress: int = 1):
-    """The tracker called `kind` ("paper" or "robust")."""
+def make_tracker(kind: str, refs: torch.Tensor, r2: float, half: int = 1):
+    """The tracker called `kind` ("paper" or "robust"); a robust one still needs `start`."""
     if kind == "paper":
         return PaperTracker(refs, r2)
     if kind == "robust":
-        return RobustTracker(refs, r2, suppress=suppress)
+        return RobustTracker(refs, r2, half=half)
     raise ValueError(f"unknown tracking {kind!r}; choose {' or '.join(TRACKERS)}")

@@ -187,9 +187,10 @@ def test_weights_list_fits_80_columns_says_where_and_what_each_enables(places, m
     assert all(len(line) <= 80 for line in out if line not in paths), out
     # a path is printed whole, on its own line after a short label
     assert all(len(line.split(str(own.parent))[0]) <= 17 for line in paths)
-    rows = {line.split()[0]: line.split(None, 1)[1] for line in out[1:4]}
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in out[1:1 + len(weights.REGISTRY)]}
     assert rows["vgg16"].split() == ["hash", "mismatch", "torchvision", "cache"]
     assert rows["lpips-vgg"].split() == ["missing", "-"]
+    assert rows["vgg19"].split() == ["missing", "-"]
     assert rows["inception-fid"].split() == ["unverified", "weights", "folder"]
     text = "\n".join(out)
     for w in weights.REGISTRY.values():

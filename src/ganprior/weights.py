@@ -2,7 +2,7 @@
 
 Each file is looked for, in this order (the first that exists wins):
 1. the ganprior weights folder: $GANPRIOR_WEIGHTS, else ~/.cache/ganprior/weights;
-2. torchvision's cache, for the files torchvision publishes (VGG16):
+2. torchvision's cache, for the files torchvision publishes (VGG16, VGG19):
    torch.hub.get_dir()/checkpoints, i.e. $TORCH_HOME/hub/checkpoints;
 3. the installed `lpips` package, for its linear layers (lpips/weights/v0.1/vgg.pth). The
    package is located without being imported: importing it would import torchvision.
@@ -57,6 +57,11 @@ REGISTRY = {w.name: w for w in [
                "https://download.pytorch.org/models/vgg16-397923af.pth", "397923af",
                "VGG16 (ImageNet, torchvision's IMAGENET1K_V1)",
                "--loss vgg, auto's perceptual term (mGANprior relu3_3); LPIPS backbone",
+               also_in=(TORCH_CACHE,)),
+    WeightFile("vgg19", "vgg19-dcbb9e9d.pth",
+               "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "dcbb9e9d",
+               "VGG19 (ImageNet, torchvision's IMAGENET1K_V1)",
+               "pix2pixHD's VGG19 perceptual loss (relu1_1 ... relu5_1)",
                also_in=(TORCH_CACHE,)),
     WeightFile("lpips-vgg", "lpips_vgg_v0.1.pth",
                "https://github.com/richzhang/PerceptualSimilarity/raw/master/"

@@ -66,7 +66,8 @@ def _places() -> list[tuple[str, object]]:
     found = [(f"{weights.WEIGHTS_FOLDER} ($GANPRIOR_WEIGHTS)", weights.cache_dir())]
     if weights.only_own_folder():
         return found + [("nowhere else: GANPRIOR_WEIGHTS_ONLY is set", None)]
-    found.append((f"{weights.TORCH_CACHE} ($TORCH_HOME/hub/checkpoints), for vgg16",
+    in_cache = ", ".join(n for n, w in weights.REGISTRY.items() if weights.TORCH_CACHE in w.also_in)
+    found.append((f"{weights.TORCH_CACHE} ($TORCH_HOME/hub/checkpoints), for {in_cache}",
                   weights.torch_cache_dir()))
     package = weights.lpips_package_dir()
     found.append((f"{weights.LPIPS_PACKAGE}, for lpips-vgg", package) if package else

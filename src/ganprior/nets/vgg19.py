@@ -49,8 +49,6 @@ def load_vgg19(device) -> tuple[VGG19Features | None, str | None]:
     file is not installed or not usable. Cached per device and file."""
     from .. import weights
     from ..errors import GanpriorError
-    if "vgg19" not in weights.REGISTRY:
-        return None, "this ganprior has no 'vgg19' entry in its weights registry"
     path = weights.find("vgg19")
     if path is None:
         return None, (f"VGG19 weights not installed ({weights.path_of('vgg19')}; "

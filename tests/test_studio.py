@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import run_cli, small_stylegan2
@@ -19,6 +20,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ganprior.app.server import create_app  # noqa: E402
 from ganprior.checkpoints import save_native  # noqa: E402
 
+# the photo inversion's `--loss auto` says once which loss it used when VGG16 is missing
+pytestmark = pytest.mark.filterwarnings("ignore:--loss auto")
 RES = 32
 MODEL = "file:small.safetensors"
 FAST = {"lr": 0.05, "max_steps": 6}   # moves the handle within a step or two on this model
@@ -318,17 +321,44 @@ def test_photo_is_inverted_with_progress_then_dragged(client):
         assert decode(progress[-1]["image"]).shape == (RES, RES, 3)
         state = msgs[-1]["state"]
         assert state["origin"]["kind"] == "photo" and state["origin"]["inversion_steps"] == 12
+        assert state["origin"]["loss"].startswith("mse")  # loss auto at 32 px
         assert drag(ws, [[10, 10]], [[14, 10]])[-1]["type"] == "stopped"
         ws.send_json({"type": "invert", "steps": 0})
         assert "inversion steps must be from 1" in until(ws, "error")[-1]["message"]
 
 
-def test_photos_need_a_model_with_w(client, monkeypatch):
+def test_photo_with_pti_tuning_drags_with_its_own_generator(client):
+    sid = client.post("/api/sessions").json()["session"]
+    client.post(f"/api/sessions/{sid}/photo?model={MODEL}", content=png(40, 40))
+    shared = client.app.state.catalog.load(MODEL)
+    before = {k: v.clone() for k, v in shared.state_dict().items()}
+    with client.websocket_connect(f"/api/sessions/{sid}/ws") as ws:
+        ws.send_json({"type": "invert", "steps": 2, "tune_steps": 3})
+        msgs = until(ws, "inverted", "error")
+        assert [m["type"] for m in msgs[-2:]] == ["tuning", "inverted"], msgs[-1]
+        assert msgs[-2]["steps"] == 3
+        origin = msgs[-1]["state"]["origin"]
+        assert origin["tuning_steps"] == 3 and isinstance(origin["tuned_psnr"], float)
+        s = client.app.state.store.get(sid)
+        assert s.G is not shared and s.running is None
+        untuned = shared.synthesize(s.start_ws)
+        assert not torch.equal(s.G.synthesize(s.start_ws), untuned)  # the tuned copy draws
+        assert drag(ws, [[10, 10]], [[14, 10]])[-1]["type"] == "stopped"
+        ws.send_json({"type": "invert", "steps": 2, "tune_steps": -1})
+        assert "tuning steps must be from 0" in until(ws, "error")[-1]["message"]
+    assert all(torch.equal(v, before[k]) for k, v in shared.state_dict().items())
+
+
+def test_photos_on_a_generator_without_w_are_inverted_in_z(client):
     sid = client.post("/api/sessions").json()["session"]
     r = client.post(f"/api/sessions/{sid}/photo?model=zoo:dcgan-digiface64", content=png(40, 40))
     if "weights package" in r.text:
         pytest.skip("dcgan-digiface64 weights are not installed")
-    assert r.status_code == 400 and "StyleGAN2" in r.json()["error"]
+    assert r.status_code == 200, r.text
+    with client.websocket_connect(f"/api/sessions/{sid}/ws") as ws:
+        ws.send_json({"type": "invert", "steps": 2})
+        state = until(ws, "inverted", "error")[-1]["state"]
+        assert state["resolution"] == 64 and state["origin"]["inversion_steps"] == 2
 
 
 def test_two_sessions_run_at_once_without_cross_talk(client):

@@ -17,12 +17,17 @@ HTTP (JSON unless said otherwise; errors are {"error": "one line"} with 400 bad 
 WebSocket /api/sessions/{id}/ws, JSON messages. Client -> server:
     {"type": "start", "handles": [[x, y], ...], "targets": [...], "mask": base64 | null,
      "settings": {"lr", "lambda_mask", "tracking", "max_steps", ...}}
-    {"type": "invert", "steps": N}   {"type": "stop"}   {"type": "ping"}
-Server -> client: "started", then one "step" per optimisation step (image as a PNG data URL,
-points, targets, distances, loss, ms), then "stopped" {"reason": "reached" (every handle
-within the engine's stop distance) | "max_steps" | "stopped" (asked to), "state"}; for an inversion
-"progress" per step {"step", "steps", "psnr", "done", "image": the current fit every 10 steps,
-else null} and "inverted" {"state"}; "error" {"message"} for anything refused.
+    {"type": "invert", "steps": N, "tune_steps": K (0: no PTI)}
+    {"type": "stop"}   {"type": "ping"}
+Server -> client:
+    drag:      "started", one "step" per optimisation step (image as a PNG data URL, points,
+               targets, distances, loss, ms), then "stopped" {"reason", "state"}; reason is
+               "reached" (every handle within the engine's stop distance), "max_steps" or
+               "stopped" (asked to);
+    inversion: one "progress" per step {"step", "steps", "psnr", "done", "image": the
+               current fit every 10 steps, else null}, "tuning" {"steps"} when PTI follows,
+               then "inverted" {"state"};
+    "error" {"message"} for anything refused, "pong".
 
 The socket is the tab's lifeline: when it closes, the session's run is stopped (the step in
 flight finishes, no other starts) and the session is freed. Steps run one at a time per
@@ -397,7 +402,8 @@ class Run:
 
     async def invert(self, msg: dict):
         s = self.s
-        await self.call(s.begin_inversion, msg.get("steps", DEFAULT_INVERT_STEPS))
+        await self.call(s.begin_inversion, msg.get("steps", DEFAULT_INVERT_STEPS),
+                        msg.get("tune_steps", 0))
 
         def step():
             out = s.inversion_step()
@@ -408,7 +414,13 @@ class Run:
             await _send(self.ws, {"type": "progress", **out})
             if out["done"]:
                 break
-        state = await self.call(lambda: (s.finish_inversion(), session_state(s))[1])
+        await self.call(s.finish_inversion)
+        if s.tune_steps:
+            # one long job, not steps: run outside the step pool so that other sessions' steps
+            # never queue behind it (Stop cannot interrupt it; a closed tab frees it after)
+            await _send(self.ws, {"type": "tuning", "steps": s.tune_steps})
+            await asyncio.get_running_loop().run_in_executor(None, s.locked, s.tune_photo)
+        state = await self.call(session_state, s)
         await _send(self.ws, {"type": "inverted", "state": state})
 
 

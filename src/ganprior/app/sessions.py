@@ -24,6 +24,7 @@ MAX_UNDO = 20            # drags remembered for undo
 MAX_SEED = 2 ** 32 - 1
 MAX_DRAG_STEPS = 2000
 MAX_INVERT_STEPS = 2000
+MAX_TUNE_STEPS = 2000
 
 
 class SessionExpired(GanpriorError):
@@ -137,6 +138,8 @@ class StudioSession:
     drag: object = None                          # the running DragSession
     inversion: object = None                     # the running photo inversion
     photo: torch.Tensor | None = None
+    inverted: dict | None = None                 # the photo's inversion parameters (the pivot)
+    tune_steps: int = 0                          # PTI steps after the inversion (0: none)
     history: list = field(default_factory=list)  # Snapshots, newest last
     steps_run: int = 0                           # drag steps since the image was made
     running: str | None = None                   # "drag" or "inversion" while one runs
@@ -168,7 +171,6 @@ class StudioSession:
 
         from ..images import check_image, load_image
         self._require_idle()
-        self._require_model(G)
         check_image(io.BytesIO(data), name="photo")  # format, header, library-wide limits
         with Image.open(io.BytesIO(data)) as im:     # header only: no pixels decoded yet
             w, h = im.size
@@ -181,22 +183,22 @@ class StudioSession:
         self.drag = self.inversion = None
         return target
 
-    def _require_model(self, G):
-        if "w" not in getattr(G, "latent_spaces", ()):
-            raise ValueError("real photos need a StyleGAN2 model (W+ inversion)")
-
-    def begin_inversion(self, steps) -> None:
-        """Start inverting the uploaded photo into W+ (the inversion engine, one step per
-        `inversion_step`)."""
+    def begin_inversion(self, steps, tune_steps=0) -> None:
+        """Start inverting the uploaded photo (one step per `inversion_step`) as `ganprior
+        drag --image` does (editing.drag.invert_photo's settings: W+, or z for a generator
+        without W; lr 0.03, loss auto); `tune_steps` > 0 then tunes a copy of the generator
+        on it (PTI, `tune_photo`)."""
         self._require_idle()
         if self.photo is None:
             raise ValueError("upload a photo first")
         check_number(steps, "inversion steps", 1, MAX_INVERT_STEPS, integer=True)
+        check_number(tune_steps, "tuning steps", 0, MAX_TUNE_STEPS, integer=True)
         from ..inversion import make_method
         from ..inversion.engine import InversionSession
-        self.inversion = InversionSession(self.G, self.photo.to(self.G.device),
-                                          make_method("w+"), steps=steps, lr=0.03, loss="mse")
-        self.running = "inversion"
+        method = make_method("w+" if "w+" in self.G.latent_spaces else "z")
+        self.inversion = InversionSession(self.G, self.photo.to(self.G.device), method,
+                                          steps=steps, lr=0.03, loss="auto")
+        self.tune_steps, self.running = tune_steps, "inversion"
 
     def inversion_step(self, show_every: int = 10) -> dict:
         """One inversion step: {"step", "steps", "psnr", "done", "image"}; "image" is the
@@ -209,14 +211,27 @@ class StudioSession:
                 "image": inv.state()["image"].cpu() if show else None}
 
     def finish_inversion(self) -> None:
-        """The best latent the inversion found (so far, when stopped early) becomes the
-        starting point."""
+        """The best parameters the inversion found (so far, when stopped early) become the
+        starting point; the session stays busy when tuning comes next."""
         from ..inversion.tuning import pivot_ws
-        inv, self.inversion = self.inversion, None
+        inv = self.inversion
         result = inv.result()
-        ws = pivot_ws(self.G, {k: v.to(self.G.device) for k, v in result.params.items()})
+        self.inverted = {k: v.to(self.G.device) for k, v in result.params.items()}
+        ws = pivot_ws(self.G, self.inverted)
         self._start(self.model_id, self.G, ws, {"kind": "photo", "inversion_steps": inv.step_count,
-                                               "psnr": round(result.psnr[0], 2)})
+                                               "psnr": round(result.psnr[0], 2),
+                                               "loss": inv.loss_info.get("loss")})
+        self.inversion = inv if self.tune_steps else None
+        self.running = "inversion" if self.tune_steps else None
+
+    def tune_photo(self) -> None:
+        """PTI: a copy of the generator tuned so that it renders the photo at the inverted
+        latent; this session drags with that copy (the shared model is untouched)."""
+        from ..inversion.tuning import tune
+        result = tune(self.G, self.photo.to(self.G.device), self.inversion.method,
+                      self.inverted, kind="pti", steps=self.tune_steps)
+        origin = dict(self.origin, tuning_steps=self.tune_steps, tuned_psnr=round(result.psnr, 2))
+        self._start(self.model_id, result.G.eval().requires_grad_(False), self.start_ws, origin)
         self.running = None
 
     # --- dragging ------------------------------------------------------------------------
@@ -251,6 +266,7 @@ class StudioSession:
     def abort(self) -> None:
         """After a failed step: drop the run (the latent stays as the last good step left it)."""
         self.drag = self.inversion = self.running = None
+        self.tune_steps = 0
 
     def undo(self) -> None:
         """Back to the latent and points before the last drag."""
@@ -316,7 +332,7 @@ class StudioSession:
     def free(self) -> None:
         """Release the tensors (the tab is gone). Call with the lock held."""
         self.closed = True
-        self.drag = self.inversion = self.G = self.photo = None
+        self.drag = self.inversion = self.G = self.photo = self.inverted = None
         self.ws = self.start_ws = self.mask = None
         self.history = []
 

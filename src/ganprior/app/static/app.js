@@ -104,13 +104,20 @@ function onMessage(m) {
     $("invert-progress").value = m.step / m.steps;
     $("invert-text").textContent = `inverting: step ${m.step} of ${m.steps}, ` +
       `PSNR ${m.psnr.toFixed(2)} dB`;
+  } else if (m.type === "tuning") {
+    $("invert-progress").removeAttribute("value");  // indeterminate: one long job
+    $("invert-text").textContent = `tuning the generator on the photo (PTI, ${m.steps} steps)…`;
+    say("tuning… (Stop cannot interrupt the tuning)");
   } else if (m.type === "inverted") {
     S.running = null;
     S.actions = [];
     clearMask();
     showState(m.state);
-    $("invert-text").textContent = `inverted: PSNR ${m.state.origin.psnr} dB after ` +
-      `${m.state.origin.inversion_steps} steps`;
+    const o = m.state.origin;
+    $("invert-progress").value = 1;
+    $("invert-text").textContent = `inverted (${o.loss}): PSNR ${o.psnr} dB after ` +
+      `${o.inversion_steps} steps` +
+      (o.tuning_steps ? `; tuned (PTI, ${o.tuning_steps} steps): ${o.tuned_psnr} dB` : "");
     say("photo inverted: place points and press Start");
   } else if (m.type === "error") {
     if (m.expired) return sessionLost(m.message);
@@ -348,7 +355,8 @@ async function invertPhoto() {
   $("invert-progress").hidden = false;
   $("invert-progress").value = 0;
   S.running = "invert";
-  send({type: "invert", steps: Number($("invert-steps").value)});
+  send({type: "invert", steps: Number($("invert-steps").value),
+        tune_steps: Number($("tune-steps").value)});
   say("inverting the photo… (Stop keeps the best fit so far)");
   updateButtons();
 }

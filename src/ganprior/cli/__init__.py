@@ -15,6 +15,7 @@ from . import (convert, data, demo, edit, generate, invert, metrics, models, res
                weights)
 from .common import OneLineUsageErrors, root
 from . import serve  # the drag studio (its ui extras are imported only when it runs)
+from . import synth  # pix2pixHD synthesis and encode-features
 from . import drag  # DragGAN point editing
 
 app = typer.Typer(cls=OneLineUsageErrors, help=__doc__, no_args_is_help=True,
@@ -41,6 +42,8 @@ app.command()(metrics.fid)
 app.add_typer(weights.weights_app, name="weights")
 app.add_typer(train.train_app, name="train")
 app.add_typer(data.data_app, name="data")
+app.command()(synth.synth)
+app.command("encode-features")(synth.encode_features)
 app.command()(demo.demo)
 app.command()(serve.serve)
 

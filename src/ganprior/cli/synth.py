@@ -13,9 +13,10 @@ from .common import DeviceOpt, OutOpt, user_errors
 DEFAULT_P2P_MODEL = "pix2pixhd-scenes128"
 MAX_SAMPLES = 1000
 
-P2PModelOpt = typer.Option(DEFAULT_P2P_MODEL, "--model", "-m",
+P2PModelOpt = typer.Option(DEFAULT_P2P_MODEL, "--model", "--network", "-m",
                            help="pix2pixHD model: zoo name, checkpoint (.safetensors) or a "
-                                "`train pix2pixhd` run folder (its newest snapshot).")
+                                "`train pix2pixhd` run folder (its newest snapshot) "
+                                "(--network: NVIDIA's spelling).")
 
 
 def _load_model(model: str, device: str, clusters: bool = True):
@@ -132,8 +133,10 @@ def synth(
 
 @user_errors
 def encode_features(
-    model: str = typer.Option(..., "--model", "-m", help="The trained model: a `train "
-                              "pix2pixhd` run folder (its newest snapshot) or checkpoint."),
+    model: str = typer.Option(..., "--model", "--network", "-m",
+                              help="The trained model: a `train pix2pixhd` run folder (its "
+                                   "newest snapshot) or checkpoint (--network: NVIDIA's "
+                                   "spelling)."),
     data: Path = typer.Option(..., help="The training data (pix2pixHD layout)."),
     clusters: int = typer.Option(10, help="k-means clusters per class."),
     min_area: str = typer.Option("1/64", help="Only instances larger than this share of the "

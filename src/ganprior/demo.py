@@ -20,6 +20,8 @@ from .files import atomic_write_text
 from .generate import generate
 from .images import grid, save_image, to_uint8
 
+LR = 0.03  # the inversions' Adam learning rate (the library's default), named in the report
+
 
 def _img(path: Path, out: Path, caption: str, width: int | None = None) -> str:
     w = f' width="{width}"' if width else ""
@@ -52,17 +54,20 @@ def section_generate(out: Path, device, quick: bool = False) -> str:
         path = save_image(grid(images, cols=8), out / f"{name}_seeds0-31.png")
         parts.append(_img(path, out, f"{name}: seeds 0-31, psi 1 ({len(seeds) / dt:.0f} img/s "
                           f"on {device})", width=8 * 2 * (G.img_resolution + 2)))
-        trunc = [generate(G, list(range(8)), truncation_psi=psi)[0] for psi in (1.0, 0.8, 0.6)]
+        psis = (1.0, 0.8, 0.6)
+        trunc = [generate(G, list(range(8)), truncation_psi=psi)[0] for psi in psis]
         path = save_image(grid(torch.cat([torch.from_numpy(t) for t in trunc]).numpy(), cols=8),
                           out / f"{name}_truncation.png")
         toward = "w pulled towards w_avg" if "w" in G.latent_spaces else "z scaled towards 0"
-        parts.append(_img(path, out, f"{name}: truncation psi 1.0 / 0.8 / 0.6 (rows, {toward}), seeds 0-7",
-                          width=8 * 2 * (G.img_resolution + 2)))
+        parts.append(_img(path, out, f"{name}: truncation psi {' / '.join(f'{p:.1f}' for p in psis)} "
+                          f"(rows, {toward}), seeds 0-7", width=8 * 2 * (G.img_resolution + 2)))
         if G.num_ws > 1:
-            picture, _ = style_mixing_grid(G, [1, 2, 3], [4, 5, 6, 7], range(0, 4))
+            layers = range(0, 4)  # the coarse ones
+            picture, _ = style_mixing_grid(G, [1, 2, 3], [4, 5, 6, 7], layers)
             path = save_image(picture, out / f"{name}_mixing.png")
-            parts.append(_img(path, out, f"{name}: style mixing, coarse layers 0-3 from the "
-                              "column seeds", width=2 * picture.shape[1]))
+            parts.append(_img(path, out, f"{name}: style mixing, rows take the coarse W+ layers "
+                              f"{layers[0]}-{layers[-1]} of {G.num_ws} from the column seeds",
+                              width=2 * picture.shape[1]))
     return "\n".join(parts)
 
 
@@ -87,13 +92,12 @@ def _demo_targets(G):
     return names, torch.cat(imgs)
 
 
-def _inversion_table(out: Path, name: str, methods: list, steps: int, device) -> str:
+def _inversion_table(out: Path, name: str, G, methods: list, steps: int) -> str:
     """Targets down, methods across; each reconstruction captioned with its PSNR and time."""
     from .inversion import invert
-    G = load_networks(name, device)["G"]
     names, targets = _demo_targets(G)
     head = "<tr><th>target</th>" + "".join(f"<th>{html.escape(m)}</th>" for m, _ in methods) + "</tr>"
-    results = [invert(G, targets, m, steps=steps, loss="mse") for _, m in methods]
+    results = [invert(G, targets, m, steps=steps, lr=LR, loss="mse") for _, m in methods]
     rows = []
     for i, tname in enumerate(names):
         path = save_image(to_uint8(targets[i:i + 1])[0], out / f"invert_{name}_target{i}.png")
@@ -124,9 +128,10 @@ def section_inversion(out: Path, device, quick: bool = False) -> str:
         methods += [("(b) encoder", make_method("encoder", encoder=E)),
                     ("(c) hybrid", make_method("hybrid", encoder=E))]
     methods.append(("(d) mGANprior N=20 @b16", make_method("mganprior", codes=20, layer="b16")))
-    parts = [f"<h2>GAN inversion ({name})</h2><p>{steps} Adam steps (lr 0.03, MSE) per method; "
-             "PSNR against the 64 px target; see BENCHMARKS.md for the full table.</p>",
-             _inversion_table(out, name, methods, steps, device)]
+    G = load_networks(name, device)["G"]
+    parts = [f"<h2>GAN inversion ({name})</h2><p>{steps} Adam steps (lr {LR:g}, MSE) per method; "
+             f"PSNR against the {G.img_resolution} px target; see BENCHMARKS.md for the full "
+             "table.</p>", _inversion_table(out, name, G, methods, steps)]
     if DEFAULT_STYLE_MODEL in zoo_entries():
         methods = [("w", make_method("w")), ("w+", make_method("w+")),
                    ("PadInv (w+ and padding maps)", make_method("padinv")),
@@ -134,7 +139,8 @@ def section_inversion(out: Path, device, quick: bool = False) -> str:
         parts += [f"<h2>GAN inversion ({DEFAULT_STYLE_MODEL})</h2><p>The same targets and "
                   f"budget ({steps} steps) in the StyleGAN2 spaces: a single w, one w per layer "
                   "(w+), w+ with PadInv's spatial padding maps, and multi-code.</p>",
-                  _inversion_table(out, DEFAULT_STYLE_MODEL, methods, steps, device)]
+                  _inversion_table(out, DEFAULT_STYLE_MODEL,
+                                   load_networks(DEFAULT_STYLE_MODEL, device)["G"], methods, steps)]
     return "\n".join(parts)
 
 
@@ -154,23 +160,28 @@ def section_restoration(out: Path, device, quick: bool = False) -> str:
     nets = load_networks(DEFAULT_STYLE_MODEL, device)
     G, (steps, tune_steps) = nets["G"], (10, 5) if quick else (100, 60)
     names, targets = _demo_targets(G)
-    setups = [("colorize", {}, "gray"), ("super-resolve", {"factor": 8}, "bicubic"),
-              ("inpaint", {"center_crop": 24}, "biharmonic"),
-              ("denoise", {"noise": "gaussian", "sigma": 0.1}, "nlm")]
+    factor, hole, sigma = 8, 24, 0.1
+    # (task, its options, the classical baseline, how the clean image is degraded)
+    setups = [("colorize", {}, "gray", "made gray"),
+              ("super-resolve", {"factor": factor}, "bicubic",
+               f"downsampled x{factor} to {G.img_resolution // factor} px"),
+              ("inpaint", {"center_crop": hole}, "biharmonic", f"a {hole} px centre hole"),
+              ("denoise", {"noise": "gaussian", "sigma": sigma}, "nlm",
+               f"Gaussian noise of sigma {sigma:g} (0..1 intensity units)")]
     runs = [("baseline", None), ("GAN prior, G fixed (w+)", None),
             ("GAN prior + PTI tuning", {"kind": "pti", "steps": tune_steps})]
     head = ("<tr><th>task</th><th>clean</th><th>input</th>"
             + "".join(f"<th>{html.escape(r)}</th>" for r, _ in runs) + "</tr>")
-    rows = []
+    rows, losses = [], {}
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="--loss auto")
         files = [save_image(to_uint8(targets[i:i + 1])[0], Path(tmp) / f"target{i}.png")
                  for i in range(len(names))]
-        for task_name, options, baseline in setups:
+        for task_name, options, baseline, _ in setups:
             for i, (tname, f) in enumerate(zip(names, files)):
                 clean = save_image(to_uint8(targets[i:i + 1])[0],
                                    out / f"restore_{task_name}_{i}_clean.png")
-                cells = [f"<td>{task_name}<br>{html.escape(tname)}</td>",
+                cells = [f"<td>{task_name}<br>{html.escape(tname)}<br>baseline: {baseline}</td>",
                          f"<td>{_img(clean, out, 'clean', width=128)}</td>"]
                 for k, (label, tune) in enumerate(runs):
                     folder = out / "restore" / task_name / str(k)
@@ -179,18 +190,25 @@ def section_restoration(out: Path, device, quick: bool = False) -> str:
                     rec = invert_files(G, [f], folder, lambda: make_method("w+"), steps=steps,
                                        seed=i, task=task, tune=tune, progress=False,
                                        force=True).records[0]
+                    if k > 0:  # the GAN runs' reconstruction loss, as each record states it
+                        losses.setdefault(task_name, set()).add(rec["loss"])
                     if k == 0:
                         cells.append(f"<td>{_img(folder / f'{f.stem}_observed.png', out, 'observed', width=128)}</td>")
                     caption = f"{rec['psnr']:.2f} dB, {rec['seconds']:.1f} s"
                     cells.append(f"<td>{_img(folder / f'{f.stem}.png', out, caption, width=128)}</td>")
                 rows.append("<tr>" + "".join(cells) + "</tr>")
+    how = "; ".join(f"{task}: {what}" for task, _, _, what in setups)
+    used = "; ".join(f"{task}: {', '.join(sorted(map(str, losses[task])))}" for task in losses)
+    if "ms-ssim" in used:
+        used += (" (MS-SSIM on images under 176 px uses fewer than the paper's five scales: "
+                 "docs/metrics.md)")
     return (f"<h2>Restoration with the GAN prior ({DEFAULT_STYLE_MODEL})</h2><p>Each clean "
-            "image is degraded here (colorization; x8 super-resolution from 8 px; a 24 px "
-            "centre hole; Gaussian noise sigma 0.1), then restored by the classical baseline, "
-            f"by a w+ inversion through the degradation ({steps} steps, G fixed) and by the "
-            f"same inversion followed by PTI generator tuning ({tune_steps} steps). PSNR "
-            "against the clean image. The full comparison (mGANprior, PadInv, DGP, equal "
-            "time) is in BENCHMARKS.md.</p>"
+            f"image is degraded here ({html.escape(how)}), then restored by the task's "
+            f"classical baseline, by a w+ inversion through the degradation ({steps} steps, "
+            f"G fixed) and by the same inversion followed by PTI generator tuning "
+            f"({tune_steps} steps). PSNR against the clean image. Reconstruction loss, as "
+            f"recorded with each result: {html.escape(used)}. The full comparison (mGANprior, "
+            "PadInv, DGP, and w+ given the time of w+ with tuning) is in BENCHMARKS.md.</p>"
             f"<table>{head}{''.join(rows)}</table>")
 
 
@@ -199,15 +217,16 @@ def section_editing(out: Path, device, quick: bool = False) -> str:
     from .editing.directions import edit_frames, find_direction, shipped_directions
     from .inversion.methods import LatentW, LatentZ
 
+    strengths, seed = [-3, -2, -1, 0, 1, 2, 3], 7
     parts = ["<h2>Semantic editing</h2><p>InterFaceGAN directions of attributes measured "
              "from pixels (the embedded models have no labels; docs/editing.md), and SeFa's "
-             "first closed-form direction; strength -3..3, the original in the centre.</p>"]
-    strengths = [-3, -2, -1, 0, 1, 2, 3]
+             f"first closed-form direction; strength {strengths[0]}..{strengths[-1]}, the "
+             "original in the centre.</p>"]
     for name, entry in zoo_entries().items():
         if entry.availability() != "ok":
             continue
         G = load_networks(name, device)["G"]
-        z = G.z_from_seed(7)
+        z = G.z_from_seed(seed)
         if "w" in G.latent_spaces:
             method, method_name, params = LatentW(plus=True), "w+", {"w": G.z_to_w(z)}
         else:
@@ -223,7 +242,7 @@ def section_editing(out: Path, device, quick: bool = False) -> str:
         picture = grid(np.concatenate([to_uint8(img) for _, img in strips]), cols=len(strengths))
         path = save_image(picture, out / f"edit_{name}.png")
         rows = ", ".join(n for n, _ in strips)
-        parts.append(_img(path, out, f"{name}, seed 7; rows: {rows}", width=2 * picture.shape[1]))
+        parts.append(_img(path, out, f"{name}, seed {seed}; rows: {rows}", width=2 * picture.shape[1]))
     return "\n".join(parts)
 
 

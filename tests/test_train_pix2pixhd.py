@@ -281,3 +281,32 @@ def test_torchrun_two_processes_agree_with_one(data, tmp_path):
         outs.append((fake, nets["D"](torch.cat([cond, batch["image"]], 1))[0][-1]))
     torch.testing.assert_close(outs[1][0], outs[0][0], atol=1e-4, rtol=0)  # measured: 1e-6
     torch.testing.assert_close(outs[1][1], outs[0][1], atol=1e-4, rtol=0)
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_gives_the_uninterrupted_weights(data, tmp_path):
+    import signal
+    import time
+    args = [sys.executable, "-m", "ganprior.cli", "train", "pix2pixhd", "--data", str(data),
+            "--ngf", "4", "--ndf", "4", "--n-blocks", "1", "--n-downsample", "2", "--num-d",
+            "2", "--n-layers-d", "2", "--features", "--nef", "4", "--n-downsample-e", "2",
+            "--batch", "2", "--niter", "4", "--niter-decay", "4", "--save-every", "1",
+            "--snap", "8", "--no-vgg", "--device", "cpu", "--out"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run(args + [str(tmp_path / "whole")], check=True, env=env, timeout=600,
+                   capture_output=True)
+    proc = subprocess.Popen(args + [str(tmp_path / "cut")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state = tmp_path / "cut" / "state.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and torch.load(state, weights_only=True)["step"] >= 5:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    assert torch.load(state, weights_only=True)["step"] < 16
+    subprocess.run(args + [str(tmp_path / "cut")], check=True, env=env, timeout=600,
+                   capture_output=True)
+    a, b = final_state(tmp_path / "whole"), final_state(tmp_path / "cut")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -10,13 +10,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	# CPU build of torch first (from the local wheel), so nothing later pulls a CUDA build.
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[test]"
+	# the library, the studio's server (ui) and what the tests use (test: pytest, the studio's
+	# test client, Playwright, which drives Debian's chromium: never `playwright install`)
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[test,ui]"
 	# dcgan-digiface64 weights; its declared deps (torchvision, wandb) are not needed.
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps gan-face-generate==1.1.1
-	# the studio (`ganprior serve`) and its tests: the ui extras, starlette's test client and
-	# Playwright, which drives Debian's chromium (never `playwright install`: no browser download)
-	$(BIN)/pip install -q --disable-pip-version-check fastapi==0.165.0 uvicorn==0.54.0 \
-		websockets==17.4 httpx2==2.16.2 playwright==1.65.2
 	[ -x /usr/bin/chromium ] || (apt-get update -q && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -q chromium) || echo "note: no chromium (needs root): e2e test skipped"
 	touch $(STAMP)

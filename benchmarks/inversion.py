@@ -8,7 +8,7 @@ Two target sets at the model's resolution:
 - out-of-domain: real photos from scikit-image (astronaut face and full, chelsea, coffee,
   camera, rocket), centre-cropped and resized.
 Every optimising method gets the same number of steps, Adam, lr 0.03, plain MSE (the loss of
-MEASUREMENTS.md's reference figures; no perceptual weights exist here). Reports mean PSNR /
+the reference figures of the official code; no perceptual weights exist here). Reports mean PSNR /
 SSIM per set and seconds per image; writes the image grids to docs/benchmarks/ and the table
 into BENCHMARKS.md.
 """

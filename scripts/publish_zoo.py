@@ -85,7 +85,7 @@ def model_card(name: str, prov: dict, G) -> str:
     n_params = sum(p.numel() for p in G.parameters())
     hours = prov["training_seconds"] / 3600
     fid = "".join(f"| {k} | {v:.5g} |\n" for k, v in q.items() if k.startswith(("fid", "kid")))
-    history = f"\nHow the training code changed during the run: {prov['history']}\n" if prov.get("history") else ""
+    history = f"\n{prov['history']}\n" if prov.get("history") else ""
     return f"""# `{name}`
 
 {prov["summary"]}. Written by `scripts/publish_zoo.py` from the run's snapshot and log.
@@ -107,8 +107,12 @@ Commands:
 {prov["command"]}
 ```
 
-To train further, rerun the training command (it resumes exactly from the run folder's
-`state.pt`) and publish the newer snapshot with `scripts/publish_zoo.py`.
+What ships: `src/ganprior/zoo/{name}.safetensors` (G_ema and D at {prov["kimg"]:.0f} kimg) and
+`{name}.json` (architecture, this provenance, the commands above). The run's training state
+(`state.pt`: the non-averaged G, the optimisers' moments, the path-length mean, the counters)
+does not ship, and `ganprior train stylegan2` has no option to start from given weights, so
+this model cannot be trained further as it is: training more means running the commands above,
+which resume only from a run folder of your own.
 
 Samples (seeds 0-63, ψ 1):
 

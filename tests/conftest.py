@@ -4,7 +4,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+# Waiting OpenMP threads sleep instead of spinning: on a loaded 2-core machine (CI beside other
+# jobs) spinning threads starve each other (a README walk-through took 170 s spinning, 23 s
+# sleeping). Set before torch loads OpenMP; subprocesses of the tests inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 

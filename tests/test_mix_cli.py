@@ -9,7 +9,6 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from ganprior.checkpoints import save_native
-from ganprior.cli import app
 from ganprior.images import load_image, to_uint8
 from ganprior.inversion import invert, make_method
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from . import validate
-from .common import (ClassOpt, CutoffOpt, DeviceOpt, ModelOpt, NoiseOpt, OutOpt, StepsOpt,
+from .common import (ClassOpt, CutoffOpt, DeviceOpt, NoiseOpt, OutOpt, StepsOpt,
                      StyleModelOpt, TruncOpt, _default_model, _load, console, say_loss_note,
                      user_errors)
 

@@ -16,7 +16,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: this machine "
                              "only; 0.0.0.0 exposes the studio to the network)."),
     port: int = typer.Option(7860, help="Port to listen on."),
-    models: Optional[Path] = typer.Option(None, "--models", help="Folder of checkpoint files "
+    models: Optional[Path] = typer.Option(None, "--models", show_default="none: zoo models only",
+                                          help="Folder of checkpoint files "
                                           "the studio may open (nothing outside it is read)."),
     device: str = DeviceOpt,
     session_ttl: float = typer.Option(1800, help="Seconds a session may stay idle before it "

@@ -74,13 +74,28 @@ def zoo_entries() -> dict[str, ZooEntry]:
     for cfg_path in sorted(ZOO_DIR.glob("*.json")):
         cfg = json.loads(cfg_path.read_text())
         g = cfg["G"]
-        spaces = ("z", "w", "w+") if g["arch"] == "stylegan2" else ("z",)
         prov = cfg.get("provenance", {})
         entries[cfg_path.stem] = ZooEntry(
-            cfg_path.stem, g["arch"], g["kwargs"]["img_resolution"], spaces,
+            cfg_path.stem, g["arch"], _resolution(g, prov), _inputs(g["arch"]),
             prov.get("summary", "trained by ganprior"),
             lambda p=cfg_path: load_native(p), lambda p=cfg_path: p)
     return entries
+
+
+def _inputs(arch: str) -> tuple[str, ...]:
+    """What the generator is driven by: latent spaces, or a label map (pix2pixHD)."""
+    if arch == "stylegan2":
+        return ("z", "w", "w+")
+    return ("label map",) if arch.startswith("pix2pixhd") else ("z",)
+
+
+def _resolution(g: dict, prov: dict) -> int:
+    """Latent generators fix their size; a label-to-image one is fully convolutional, so the
+    size it was trained at (its provenance) is the one to report."""
+    if "img_resolution" in g["kwargs"]:
+        return int(g["kwargs"]["img_resolution"])
+    trained = (prov.get("pix2pixhd") or {}).get("resolution") or [0]
+    return int(trained[0])
 
 
 def default_model(needs_w: bool = False) -> str:

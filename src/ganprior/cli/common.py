@@ -138,10 +138,17 @@ def _default_model(needs_w: bool) -> str:
     return default_model(needs_w)
 
 
-def _load(model: str, device: str):
+def _load(model: str, device: str, latent: bool = True):
+    """The networks of `model`; with `latent`, refuse a model that has no latent space (a
+    pix2pixHD label-to-image model) before any command tries to sample or invert it."""
     from ..checkpoints import load_networks
     from ..device import pick_device
-    return load_networks(model, pick_device(device))
+    from ..nets.base import GeneratorBase
+    nets = load_networks(model, pick_device(device))
+    if latent and not isinstance(nets["G"], GeneratorBase):
+        raise ValueError(f"{model} is a {nets['G'].arch} label-to-image model with no latent "
+                         "space: use it with `ganprior synth`")
+    return nets
 
 
 def _show_version(value: bool):

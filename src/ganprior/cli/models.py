@@ -79,16 +79,54 @@ def summary_lines(G, nets: dict, model: str) -> list[tuple[str, str]]:
     return lines
 
 
+def label_model_lines(G, nets: dict, model: str) -> list[tuple[str, str]]:
+    """(field, text) pairs of `info` for a label-to-image (pix2pixHD) model."""
+    from ..checkpoints import zoo_entries
+    meta = nets.get("meta", {})
+    prov = meta.get("provenance", {}) or {}
+    p2p = prov.get("pix2pixhd") or {}
+    size = p2p.get("resolution")
+    lines = [("model", str(meta.get("name", model))),
+             ("architecture", f"{G.arch}" + (f", trained at {size[0]}x{size[1]} px" if size
+                                              else ""))]
+    classes = p2p.get("classes")
+    label_nc = p2p.get("label_nc")
+    if label_nc is not None:
+        lines.append(("input", "RGB image" if label_nc == 0 else
+                      f"label map of {label_nc} classes"
+                      + (f" ({', '.join(map(str, classes))})" if classes else "")
+                      + ("; instance map" if p2p.get("instance") else "")
+                      + (f"; {p2p['feat_num']}-d instance features" if p2p.get("feat_num")
+                         else "")))
+    params = ", ".join(f"{k} {_millions(sum(p.numel() for p in nets[k].parameters()))}"
+                       for k in ("G", "D", "E") if k in nets)
+    lines.append(("parameters", params))
+    source = meta.get("source", "?")
+    lines.append(("source", f"{source}" + (f": {prov['summary']}" if prov.get("summary")
+                                            else "")))
+    if prov.get("epoch") is not None:
+        hours = (prov.get("train_seconds") or 0) / 3600
+        lines.append(("training", f"{prov['epoch']} epochs, {hours:.1f} h"
+                      + (f" on {prov['hardware']}" if prov.get("hardware") else "")))
+    zoo = zoo_entries()
+    name = meta.get("name", model)
+    lines.append(("zoo", f"{name}: {zoo[name].availability()}" if name in zoo and model in zoo
+                  else "not a zoo model (loaded from a file)"))
+    return lines
+
+
 @user_errors
 def info(model: str = typer.Argument(..., help="Zoo name or checkpoint path."),
          as_json: bool = typer.Option(False, "--json", help="Print everything the checkpoint "
                                       "records (architecture and full provenance) as JSON.")):
     """Describe a model: architecture, resolution, latent sizes, split layers, parameters,
     provenance summary and zoo status (--json: the raw record)."""
-    nets = _load(model, "cpu")
+    from ..nets.base import GeneratorBase
+    nets = _load(model, "cpu", latent=False)
     G = nets["G"]
+    latent = isinstance(G, GeneratorBase)
     if as_json:
-        out = G.describe()
+        out = G.describe() if latent else {"arch": G.arch, "config": G.config}
         out["has_discriminator"] = "D" in nets
         out["meta"] = nets["meta"]
         console.print_json(json.dumps(out, default=str, allow_nan=False))
@@ -96,6 +134,6 @@ def info(model: str = typer.Argument(..., help="Zoo name or checkpoint path."),
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
-    for key, text in summary_lines(G, nets, model):
+    for key, text in (summary_lines if latent else label_model_lines)(G, nets, model):
         table.add_row(key, escape(text))
     console.print(table)

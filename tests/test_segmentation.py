@@ -9,9 +9,10 @@ import torch
 
 from ganprior.data.scenes import scene
 from ganprior.errors import CheckpointError
-from ganprior.metrics.segmentation import (SceneSegmenter, SegmentationScore, confusion_matrix,
-                                           edit_locality, load_segmenter, save_segmenter,
-                                           segment, segmentation_scores, train_segmenter)
+from ganprior.metrics.segmentation import (SceneSegmenter, SegmentationScore, balanced_weights,
+                                           confusion_matrix, edit_locality, load_segmenter,
+                                           save_segmenter, segment, segmentation_scores,
+                                           train_segmenter)
 
 
 # --- scores on hand-made maps ---------------------------------------------------------------
@@ -181,3 +182,9 @@ def test_load_refuses_foreign_or_broken_files(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_segmenter(tmp_path / "bad")
+
+
+def test_balanced_weights_by_hand():
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 2])   # frequencies 6, 2, 1; class 3 absent
+    w = balanced_weights(labels, 4)
+    assert torch.allclose(w, torch.tensor([2 / 6, 2 / 2, 2 / 1, 1.0]))

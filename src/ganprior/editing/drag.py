@@ -163,10 +163,11 @@ def _check_ws(G, ws) -> torch.Tensor:
 
 # --- the losses --------------------------------------------------------------------------------
 def motion_loss(feat: torch.Tensor, points, targets, active, r1: float,
-                size: tuple[int, int]) -> torch.Tensor:
+                size: tuple[int, int], origin=(0, 0), full=None) -> torch.Tensor:
     """DragGAN's motion supervision on `feat` [1, C, h, w] resized to `size`: for each active
     handle p with unit direction u to its target, mean over the disc |q - p| <= r1 (pixels in
-    the image) and the channels of |F(q + u) - sg(F(q))|; summed over handles."""
+    the image) and the channels of |F(q + u) - sg(F(q))|; summed over handles. `feat` may be
+    the crop `loss_box` names (first row and column `origin` of a `full`-sized map)."""
     H, W = size
     loss = feat.new_zeros(())
     for (px, py), (tx, ty), on in zip(points, targets, active):
@@ -175,10 +176,30 @@ def motion_loss(feat: torch.Tensor, points, targets, active, r1: float,
         norm = math.hypot(tx - px, ty - py)
         ux, uy = (tx - px) / norm, (ty - py) / norm
         ys, xs = _disc(px, py, r1, H, W)
-        here = resized_at(feat, ys, xs, size).detach()
-        there = shifted_at(feat, ys.float() + uy, xs.float() + ux, size)
+        here = resized_at(feat, ys, xs, size, origin, full).detach()
+        there = shifted_at(feat, ys.float() + uy, xs.float() + ux, size, origin, full)
         loss = loss + (there - here).abs().mean()
     return loss
+
+
+def loss_box(points, active, r1: float, size: tuple[int, int], full: tuple[int, int]):
+    """(y0, y1, x0, x1): the pixels of the (h, w) = `full` map that motion_loss reads for the
+    active handles (their discs, one pixel more for the shifted samples, the bilinear
+    neighbours), or None when no handle is active."""
+    H, W = size
+    h, w = full
+    rows, cols = [], []
+    for (px, py), on in zip(points, active):
+        if on:
+            rows += [math.floor(py - r1) - 1, math.ceil(py + r1) + 1]
+            cols += [math.floor(px - r1) - 1, math.ceil(px + r1) + 1]
+    if not rows:
+        return None
+
+    def span(lo, hi, n, N):
+        u = lambda i: min(max((min(max(i, 0), N - 1) + 0.5) * n / N - 0.5, 0), n - 1)  # noqa: E731
+        return max(0, math.floor(u(lo)) - 1), min(n, math.floor(u(hi)) + 3)
+    return (*span(min(rows), max(rows), h, H), *span(min(cols), max(cols), w, W))
 
 
 def fixed_area_loss(feat: torch.Tensor, feat0: torch.Tensor, mask: torch.Tensor,
@@ -233,7 +254,7 @@ class DragSession:
         self.mask = _check_mask(mask, size)
         _check_handles_free(self.handles, self.mask)
         with torch.no_grad():
-            _, feats = G.synthesize_with_features(self.ws0)
+            image0, feats = G.synthesize_with_features(self.ws0)
         self._setup = self._derive(feats, size)
         self.feat0 = feats[self._setup.index].detach().float().clone()
         self.points = list(self.handles)
@@ -245,7 +266,7 @@ class DragSession:
         refs = reference_features(self.feat0, self.handles, size)
         self.tracker = make_tracker(self.settings.tracking, refs, self._setup.r2,
                                     self._suppress())
-        self.tracker.start(self.feat0, self.handles, size)
+        self.tracker.start(self.feat0, self.handles, size, image0.detach().float())
 
     @staticmethod
     def check_inputs(G: GeneratorBase, handles, targets, mask=None,
@@ -315,9 +336,20 @@ class DragSession:
         with torch.no_grad():
             return self.G.synthesize(self._ws()).detach().cpu()
 
+    def _render(self, ws):
+        """(block features, image) of ws without autograd."""
+        st = self._setup
+        with torch.no_grad():
+            if not st.split:
+                image, feats = self.G.synthesize_with_features(ws)
+                return feats[st.index].float(), image
+            full = self.G.features_at(st.layer, ws)
+            image = self.G.synthesize_from(st.layer, full, ws)
+        return full[:, :st.channels].float(), image
+
     def _forward(self, ws):
         """(block features with autograd to ws, image without). The split runs the later
-        blocks without autograd (faster on CPU, nothing to differentiate there)."""
+        blocks without autograd (nothing to differentiate there)."""
         st = self._setup
         if not st.split:
             image, feats = self.G.synthesize_with_features(ws)
@@ -326,6 +358,10 @@ class DragSession:
         with torch.no_grad():
             image = self.G.synthesize_from(st.layer, full.detach(), ws.detach())
         return full[:, :st.channels].float(), image
+
+    def _mask_active(self) -> bool:
+        return (self.mask is not None and self.settings.lambda_mask > 0
+                and not bool(self.mask.all()))
 
     # --- stepping ----------------------------------------------------------------------------
     def distances(self, points=None) -> list[float]:
@@ -336,17 +372,34 @@ class DragSession:
         """Render the current latent, track the handles on it and, unless done, take one
         optimisation step. Returns the record of the rendered image:
         {"step", "image" [1, C, H, W] cpu, "points", "targets", "distances", "loss",
-         "seconds", "done"}."""
+         "seconds", "done"}.
+
+        Without a fixed area the render runs without autograd and the gradient comes from the
+        few feature pixels the motion term reads (G.features_in_box: crops of the blocks);
+        with one, the fixed-area term needs the whole map, so the block runs with autograd."""
         t0 = time.perf_counter()
         st = self._setup
-        feat, image = self._forward(self._ws())
+        ws = self._ws()
+        masked = self._mask_active()
+        if masked:
+            feat, image = self._forward(ws)
+        else:
+            feat, image = self._render(ws)
         if self.step_count > 0:  # step 0 renders the start image: the handles are where given
-            self.points = self.tracker.track(feat.detach(), self.points, st.size)
+            self.points = self.tracker.track(feat.detach(), self.points, st.size, image)
         dist = self.distances()
         active = [d > st.d for d in dist]
         self._done = not any(active) or self.step_count >= self.settings.max_steps
-        loss = motion_loss(feat, self.points, self.targets, active, st.r1, st.size)
-        if self.mask is not None and self.settings.lambda_mask > 0 and not bool(self.mask.all()):
+        full = tuple(feat.shape[-2:])
+        box = None if masked or self._done else loss_box(self.points, active, st.r1, st.size,
+                                                           full)
+        if box is None:
+            loss = motion_loss(feat, self.points, self.targets, active, st.r1, st.size)
+        else:
+            crop = self.G.features_in_box(st.layer, ws, box).float()
+            loss = motion_loss(crop, self.points, self.targets, active, st.r1, st.size,
+                               origin=(box[0], box[2]), full=full)
+        if masked:
             loss = loss + fixed_area_loss(feat, self.feat0, self.mask, self.settings.lambda_mask,
                                           st.size)
         record = {"step": self.step_count, "image": image.detach().cpu(),
@@ -372,9 +425,13 @@ class DragSession:
 
     # --- edits between steps -----------------------------------------------------------------
     def _current_features(self) -> torch.Tensor:
+        return self._current()[0]
+
+    def _current(self):
+        """(block features, image) of the current latent, detached."""
         with torch.no_grad():
-            _, feats = self.G.synthesize_with_features(self._ws())
-        return feats[self._setup.index].detach().float().clone()
+            image, feats = self.G.synthesize_with_features(self._ws())
+        return feats[self._setup.index].detach().float().clone(), image.detach().float()
 
     def set_points(self, handles, targets):
         """New handle -> target pairs on the current image (keeps the latent and optimiser).
@@ -386,9 +443,9 @@ class DragSession:
         keep = [i if i < len(self.points) and handles[i] == self.points[i] else None
                 for i in range(len(handles))]
         if not all(k is not None for k in keep) or len(handles) != len(self.points):
-            current = self._current_features()
+            current, image = self._current()
             fresh = reference_features(current, handles, self._setup.size)
-            self.tracker.select(keep, fresh, current, handles, self._setup.size)
+            self.tracker.select(keep, fresh, current, handles, self._setup.size, image)
             self.feat0 = current
         self.handles, self.targets = handles, targets
         self.points = list(handles)

@@ -29,31 +29,43 @@ import torch.nn.functional as F
 TRACKERS = ("paper", "robust")
 
 
-def _grid(ys: torch.Tensor, xs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _grid(ys, xs, size, origin=(0, 0), full=None, crop=None) -> torch.Tensor:
     """grid_sample coordinates (align_corners=False) of integer pixels of the H x W resize.
 
-    Pixel i of a resize to H samples the small map at (i + 0.5) h / H - 0.5, which in
-    grid_sample's align_corners=False units is (2 i + 1) / H - 1 whatever h is; "border"
-    padding then clamps to the edge pixels exactly as F.interpolate does."""
+    Pixel i of a resize of an h-row map to H rows samples the map at u = (i + 0.5) h / H - 0.5,
+    in grid_sample's align_corners=False units (2 u + 1) / h - 1 = (2 i + 1) / H - 1 whatever
+    h is; "border" padding then clamps to the edge pixels exactly as F.interpolate does. For
+    a crop of the map (rows from origin[0], `crop` its (rows, columns), `full` the whole
+    map's) the same u is taken relative to the crop."""
     H, W = size
-    gx = (2 * xs.to(torch.float32) + 1) / W - 1
-    gy = (2 * ys.to(torch.float32) + 1) / H - 1
+    if full is None:
+        gx = (2 * xs.to(torch.float32) + 1) / W - 1
+        gy = (2 * ys.to(torch.float32) + 1) / H - 1
+    else:
+        (h, w), (ch, cw) = full, crop
+        uy = (ys.to(torch.float32) + 0.5) * h / H - 0.5 - origin[0]
+        ux = (xs.to(torch.float32) + 0.5) * w / W - 0.5 - origin[1]
+        gx, gy = (2 * ux + 1) / cw - 1, (2 * uy + 1) / ch - 1
     return torch.stack([gx, gy], dim=-1).view(1, 1, -1, 2)
 
 
 def resized_at(feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-               size: tuple[int, int]) -> torch.Tensor:
-    """Values [C, n] of F.interpolate(feat, size, "bilinear") at integer pixels (ys, xs)."""
-    grid = _grid(ys, xs, size).to(feat.device, feat.dtype)
+               size: tuple[int, int], origin=(0, 0), full=None) -> torch.Tensor:
+    """Values [C, n] of F.interpolate(feat, size, "bilinear") at integer pixels (ys, xs).
+    `feat` may be a crop of the map (its first row and column `origin`, the whole map's size
+    `full`) that holds every map pixel the reads need."""
+    crop = tuple(feat.shape[-2:])
+    grid = _grid(ys, xs, size, origin, full, crop).to(feat.device, feat.dtype)
     return F.grid_sample(feat, grid, mode="bilinear", padding_mode="border",
                          align_corners=False)[0, :, 0]
 
 
 def shifted_at(feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-               size: tuple[int, int]) -> torch.Tensor:
+               size: tuple[int, int], origin=(0, 0), full=None) -> torch.Tensor:
     """Values [C, n] of the resized map at real positions (ys, xs), bilinear between its
     pixels, zero outside the image (grid_sample align_corners=True, padding "zeros", on the
-    resized map, as the official motion supervision samples it)."""
+    resized map, as the official motion supervision samples it). `origin`, `full`: as
+    resized_at."""
     H, W = size
     y0, x0 = torch.floor(ys), torch.floor(xs)
     out = 0
@@ -62,7 +74,8 @@ def shifted_at(feat: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
             yc, xc = y0 + dy, x0 + dx
             weight = (1 - (ys - yc).abs()) * (1 - (xs - xc).abs())
             inside = (yc >= 0) & (yc <= H - 1) & (xc >= 0) & (xc <= W - 1)
-            values = resized_at(feat, yc.clamp(0, H - 1), xc.clamp(0, W - 1), size)
+            values = resized_at(feat, yc.clamp(0, H - 1), xc.clamp(0, W - 1), size, origin,
+                                full)
             out = out + values * (weight * inside).to(values.dtype)
     return out
 
@@ -105,7 +118,7 @@ class PaperTracker:
         self.refs = refs  # [n, C]
         self.radius = int(round(r2))
 
-    def track(self, feat: torch.Tensor, points, size) -> list[tuple[float, float]]:
+    def track(self, feat: torch.Tensor, points, size, image=None) -> list[tuple[float, float]]:
         out = []
         with torch.no_grad():
             for point, ref in zip(points, self.refs):
@@ -114,11 +127,11 @@ class PaperTracker:
                 out.append((float(xs[k]), float(ys[k])))
         return out
 
-    def start(self, feat, points, size):
+    def start(self, feat, points, size, image=None):
         """Nothing to cut: the references are the handles' features."""
 
     def select(self, keep: list[int | None], fresh: torch.Tensor, feat=None, points=None,
-               size=None):
+               size=None, image=None):
         """New handles: row i keeps old handle keep[i]'s reference, or takes fresh[i]."""
         self.refs = _pick(self.refs, keep, fresh)
 
@@ -163,31 +176,46 @@ class RobustTracker(PaperTracker):
     name = "robust"
 
     def __init__(self, refs: torch.Tensor, r2: float, half: int = 1,
-                 min_margin: float = 0.05, rate: float = 0.1, patches: torch.Tensor | None = None):
+                 min_margin: float = 0.05, rate: float = 0.1, pixel_weight: float = 1.0,
+                 reach: int | None = None):
         super().__init__(refs, r2)
-        self.half, self.min_margin, self.rate = half, min_margin, rate
-        self.initial = patches          # [n, C, m], set by `start` when not given
-        self.templates = None if patches is None else patches.clone()
+        self.half, self.min_margin, self.rate, self.reach = half, min_margin, rate, reach
+        self.pixel_weight = pixel_weight
+        self.initial = self.templates = None  # [n, C(+3), m], cut by `start`
+        self.feature_scale = 1.0
         self.margins: list[float] = [1.0] * len(refs)
 
-    def start(self, feat, points, size):
-        """Cut the initial patch templates around `points` from `feat`."""
+    def _patches(self, feat, ys, xs, size, image):
+        values = patch_features(feat, ys, xs, self.half, size) / self.feature_scale
+        if self.pixel_weight > 0 and image is not None:
+            pixels = patch_features(image.to(feat.device, feat.dtype), ys, xs, self.half, size)
+            values = torch.cat([values, self.pixel_weight * pixels])
+        return values
+
+    def start(self, feat, points, size, image=None):
+        """Cut the initial patch templates around `points` from `feat` (and `image`)."""
+        self.feature_scale = float(feat.square().sum(dim=1).mean().sqrt().clamp_min(1e-12))
         ys = torch.tensor([int(round(p[1])) for p in points])
         xs = torch.tensor([int(round(p[0])) for p in points])
-        self.initial = patch_features(feat, ys, xs, self.half, size).permute(1, 0, 2).detach().clone()
+        self.initial = self._patches(feat, ys, xs, size, image).permute(1, 0, 2).detach().clone()
         self.templates = self.initial.clone()
 
-    def track(self, feat: torch.Tensor, points, size) -> list[tuple[float, float]]:
+    def track(self, feat: torch.Tensor, points, size, image=None) -> list[tuple[float, float]]:
         if self.initial is None:
             raise ValueError("RobustTracker.start() must cut the templates first")
         out, margins = [], []
         with torch.no_grad():
             for i, point in enumerate(points):
                 ys, xs = square(point, self.radius, size)
-                values = patch_features(feat, ys, xs, self.half, size)  # [C, n, m]
+                values = self._patches(feat, ys, xs, size, image)  # [C, n, m]
                 cost = torch.linalg.vector_norm(values - self.templates[i][:, None], dim=0)
                 cost = cost.mean(dim=1)
-                k = int(torch.argmin(cost))
+                if self.reach is not None:
+                    x, y = int(round(point[0])), int(round(point[1]))
+                    near = torch.maximum((ys - y).abs(), (xs - x).abs()) <= self.reach
+                    k = int(torch.argmin(torch.where(near, cost, torch.full_like(cost, math.inf))))
+                else:
+                    k = int(torch.argmin(cost))
                 far = torch.maximum((ys - ys[k]).abs(), (xs - xs[k]).abs()) > self.half
                 d1 = float(cost[k])
                 d2 = float(cost[far].min()) if bool(far.any()) else math.inf
@@ -204,11 +232,12 @@ class RobustTracker(PaperTracker):
         return out
 
     def select(self, keep: list[int | None], fresh: torch.Tensor, feat=None, points=None,
-               size=None):
+               size=None, image=None):
         """As PaperTracker.select; new handles cut their patch from `feat` at `points`."""
         super().select(keep, fresh)
-        old_initial, old_templates = self.initial, self.templates
-        self.start(feat, points, size)
+        old_initial, old_templates, scale = self.initial, self.templates, self.feature_scale
+        self.start(feat, points, size, image)
+        self.feature_scale = scale
         for i, k in enumerate(keep):
             if k is not None:
                 self.initial[i], self.templates[i] = old_initial[k], old_templates[k]
@@ -216,12 +245,14 @@ class RobustTracker(PaperTracker):
 
     def state(self) -> dict:
         return {"refs": self.refs.clone(), "initial": self.initial.clone(),
+                "feature_scale": torch.tensor(self.feature_scale, dtype=torch.float64),
                 "templates": self.templates.clone(),
                 "margins": torch.tensor(self.margins, dtype=torch.float64)}
 
     def load_state(self, state: dict):
         self.refs = state["refs"].clone()
         self.initial = state["initial"].clone()
+        self.feature_scale = float(state["feature_scale"])
         self.templates = state["templates"].clone()
         self.margins = [float(m) for m in state["margins"]]
 

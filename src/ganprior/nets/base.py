@@ -196,6 +196,22 @@ class GeneratorBase(nn.Module):
         """(image, [features of every block, coarse to fine]) in one pass (DragGAN uses these)."""
         raise NotImplementedError
 
+    def features_in_box(self, layer: str, ws: torch.Tensor, box, noise_mode: str = "const"):
+        """The output of block `layer` ("b{r}", any block synthesize_with_features returns,
+        without the RGB image features_at appends) inside box = (y0, y1, x0, x1) of its
+        pixels: [N, C, y1 - y0, x1 - x0]. Generators that can compute it from crops of the
+        earlier blocks override this (DragGAN differentiates a few pixels of one block);
+        this default computes every block and cuts the box out."""
+        self._check_ws(ws)
+        _, feats = self.synthesize_with_features(ws, noise_mode=noise_mode)
+        r = int(layer[1:]) if layer[:1] == "b" and layer[1:].isdigit() else -1
+        found = [f for f in feats if f.shape[-1] == r]
+        if not found:
+            raise ValueError(f"no block {layer!r}; this model has "
+                             f"{', '.join(f'b{f.shape[-1]}' for f in feats)}")
+        y0, y1, x0, x1 = box
+        return found[0][:, :, y0:y1, x0:x1]
+
     def check_layer(self, layer: str) -> int:
         names = self.layer_names
         if layer not in names:

@@ -320,6 +320,47 @@ class SynthesisNetwork(nn.Module):
         return self.run_blocks(ws, noise_mode=noise_mode, fused_modconv=fused_modconv,
                                channels_last=channels_last)[1]
 
+    # An output pixel of a block depends on block inputs within this many of its own pixels
+    # (conv1's 3x3: 1; conv0's upsampling 3x3 transposed conv + 4-tap filter: 4), plus slack.
+    BOX_MARGIN = 6
+
+    def activations_in_box(self, ws, index, box, noise_mode="const"):
+        """Block `index`'s activations inside box (y0, y1, x0, x1) of its pixels, computed
+        from the smallest crops of the earlier blocks' outputs that determine them (plus
+        BOX_MARGIN); the blocks before the first crop smaller than its map run in full.
+        Exact up to float rounding; noise "const" or "none" (random noise cannot be cropped:
+        whole maps then)."""
+        res = self.block_resolutions
+        boxes = {index: tuple(int(v) for v in box)}
+        for b in range(index, 0, -1):  # the part of block b-1's output that block b reads
+            y0, y1, x0, x1 = boxes[b]
+            n, m = res[b - 1], self.BOX_MARGIN
+            boxes[b - 1] = (max(0, (y0 - m) // 2), min(n, (y1 + m + 1) // 2 + 1),
+                            max(0, (x0 - m) // 2), min(n, (x1 + m + 1) // 2 + 1))
+        first = next((b for b in range(1, index + 1)
+                      if (boxes[b - 1][1] - boxes[b - 1][0]) * (boxes[b - 1][3] - boxes[b - 1][2])
+                      < res[b - 1] ** 2), None)
+        if noise_mode == "random" or first is None:
+            x = self.run_blocks(ws, stop=index + 1, noise_mode=noise_mode)[0]
+            y0, y1, x0, x1 = boxes[index]
+            return x[:, :, y0:y1, x0:x1]
+        x = self.run_blocks(ws, stop=first, noise_mode=noise_mode)[0]
+        oy = ox = 0  # origin of x in its block's pixels
+        for b in range(first, index + 1):
+            y0, y1, x0, x1 = boxes[b - 1]
+            x = x[:, :, y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+            block = self._block_list[b]
+            oy, ox, h, w = 2 * y0, 2 * x0, 2 * (y1 - y0), 2 * (x1 - x0)
+            noise = None
+            if noise_mode == "const":
+                noise = {f"b{res[b]}.{k}": getattr(block, k).noise_const[oy:oy + h, ox:ox + w]
+                         .expand(ws.shape[0], 1, h, w)
+                         for k in ("conv0", "conv1") if getattr(block, k).use_noise}
+            x, _ = block(x, None, self.block_ws(ws, b), noise_mode,
+                         fused_modconv=ws.shape[0] == 1 and ws.device.type != "cpu", noise=noise)
+        y0, y1, x0, x1 = boxes[index]
+        return x[:, :, y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+
 
 _SYNTHESIS_OPTIONS = (SynthesisNetwork, SynthesisBlock, SynthesisLayer, ToRGBLayer,
                       set(_PRECISION_KWARGS))
@@ -433,6 +474,20 @@ class StyleGAN2Generator(GeneratorBase):
             x, img = features[:, :-self.img_channels], features[:, -self.img_channels:]
         return self.synthesis.run_blocks(ws, x, img, start=i + 1, noise_mode=noise_mode,
                                          fused_modconv=fused_modconv)[1]
+
+    def features_in_box(self, layer, ws, box, noise_mode="const"):
+        """See GeneratorBase.features_in_box: here from crops (SynthesisNetwork
+        .activations_in_box), any block including the last one."""
+        self._check_ws(ws)
+        names = [f"b{r}" for r in self.synthesis.block_resolutions]
+        if layer not in names:
+            raise ValueError(f"no block {layer!r}; this model has {', '.join(names)}")
+        r = int(layer[1:])
+        y0, y1, x0, x1 = (int(v) for v in box)
+        if not (0 <= y0 < y1 <= r and 0 <= x0 < x1 <= r):
+            raise ValueError(f"box {tuple(box)} is not inside the {r}x{r} map of {layer}")
+        return self.synthesis.activations_in_box(ws, names.index(layer), (y0, y1, x0, x1),
+                                                 noise_mode)
 
     def synthesize_with_features(self, ws, noise_mode="const", fused_modconv=None):
         self._check_ws(ws)

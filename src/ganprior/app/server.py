@@ -13,12 +13,19 @@ HTTP (JSON unless said otherwise; errors are {"error": "one line"} with 400 bad 
     POST /api/sessions/{id}/undo | /reset   -> state
     GET  /api/sessions/{id}/state           -> state
     GET  /api/sessions/{id}/image.png | latent.safetensors | points.json   downloads
+Paint tab (pix2pixHD, app/paint.py):
+    POST /api/sessions/{id}/paint           {"model", "start": "scene"|"blank", "seed", "fill"}
+                                            -> canvas (classes, palette, maps, image)
+    POST /api/sessions/{id}/paint/label | /paint/instances   raw PNG -> canvas
+    GET  /api/sessions/{id}/paint/state
+    GET  /api/sessions/{id}/paint/label.png | instances.png | image.png     downloads
 
 WebSocket /api/sessions/{id}/ws, JSON messages. Client -> server:
     {"type": "start", "handles": [[x, y], ...], "targets": [...], "mask": base64 | null,
      "settings": {"lr", "lambda_mask", "tracking", "max_steps", ...}}
     {"type": "invert", "steps": N, "tune_steps": K (0: no PTI)}
     {"type": "stop"}   {"type": "ping"}
+    {"type": "paint", "seq": N, "op": ...}     one edit of the Paint tab's canvas (paint.py)
 Server -> client:
     drag:      "started", one "step" per optimisation step (image as a PNG data URL, points,
                targets, distances, loss, ms), then "stopped" {"reason", "state"}; reason is
@@ -27,7 +34,10 @@ Server -> client:
     inversion: one "progress" per step {"step", "steps", "psnr", "done", "image": the
                current fit every 10 steps, else null}, "tuning" {"steps"} when PTI follows,
                then "inverted" {"state"};
-    "error" {"message"} for anything refused, "pong".
+    paint:     "painted" {"seq": the last edit applied, maps, instances, image, ms} after each
+               batch of edits (edits that arrive while one synthesis runs are applied
+               together, then the newest canvas is synthesised once);
+    "error" {"message"} for anything refused ("paint": true, "seq" for a refused edit), "pong".
 
 The socket is the tab's lifeline: when it closes, the session's run is stopped (the step in
 flight finishes, no other starts) and the session is freed. Steps run one at a time per
@@ -53,11 +63,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import GanpriorError
+from . import paint
 from .catalog import ModelCatalog
 from .sessions import Busy, Full, SessionExpired, SessionStore, StudioSession
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_MESSAGE = 4 << 20        # bytes of one socket message (a 1024 px mask is ~1.4 MB)
+MAX_PAINT_MESSAGE = 64 << 10  # bytes of one paint edit (512 points take ~10 KB)
 REAP_EVERY = 30.0            # seconds between expiry sweeps
 DEFAULT_INVERT_STEPS = 200
 log = logging.getLogger("ganprior.studio")
@@ -88,6 +100,12 @@ def session_state(s: StudioSession) -> dict:
             "model": s.model_id, "origin": s.origin,
             "handles": [list(p) for p in s.handles], "targets": [list(p) for p in s.targets],
             "undo": len(s.history), "steps_run": s.steps_run}
+
+
+def paint_state(s: StudioSession, full: bool = True) -> dict:
+    """The Paint tab's canvas as the page redraws it (paint.view plus the image)."""
+    p = s.painting()
+    return {**paint.view(p, full), "image": data_url(p.image)}
 
 
 def _one_line(e) -> str:
@@ -207,7 +225,7 @@ def create_app(model_dir=None, device="cpu", session_ttl: float = 1800.0,
                 "limits": {"upload_bytes": max_upload_bytes, "upload_pixels": max_upload_pixels,
                            "session_ttl": session_ttl},
                 "defaults": {"model": "zoo:stylegan2-digiface64", "invert_steps":
-                             DEFAULT_INVERT_STEPS}}
+                             DEFAULT_INVERT_STEPS, "paint_model": "zoo:pix2pixhd-scenes128"}}
 
     @app.post("/api/sessions")
     async def new_session():
@@ -279,6 +297,61 @@ def create_app(model_dir=None, device="cpu", session_ttl: float = 1800.0,
         return _attachment(json.dumps(record, indent=1).encode(), "application/json",
                            "drag_points.json")
 
+    async def in_pool(s: StudioSession, fn, *args):
+        """fn(*args) under the session's lock in the step pool (syntheses are steps)."""
+        return await asyncio.get_running_loop().run_in_executor(pool, s.locked, fn, *args)
+
+    @app.post("/api/sessions/{sid}/paint")
+    async def paint_start(sid: str, request: Request):
+        body = await json_body(request)
+        s = store.get(sid)
+        model_id = body.get("model")
+        model = await run_in_threadpool(catalog.load_paint, model_id)  # loading is not a step
+
+        def work():
+            s.paint = paint.start_paint(model_id, model, body.get("start", "scene"),
+                                        body.get("seed", 0), body.get("fill"))
+            return paint_state(s)
+        return await in_pool(s, work)
+
+    async def paint_upload(sid: str, request: Request, kind: str):
+        s = store.get(sid)
+        what = "label map" if kind == "label" else "instance map"
+        data = await _read_limited(request, max_upload_bytes, what)
+        if not data:
+            raise ValueError(f"{what}: the upload is empty")
+
+        def work():
+            p = s.painting()
+            paint.load_map(p, data, kind)
+            paint.render(p)
+            return paint_state(s)
+        return await in_pool(s, work)
+
+    @app.post("/api/sessions/{sid}/paint/label")
+    async def paint_label(sid: str, request: Request):
+        return await paint_upload(sid, request, "label")
+
+    @app.post("/api/sessions/{sid}/paint/instances")
+    async def paint_instances(sid: str, request: Request):
+        return await paint_upload(sid, request, "inst")
+
+    @app.get("/api/sessions/{sid}/paint/state")
+    async def paint_get(sid: str):
+        s = store.get(sid)
+        return await run_in_threadpool(s.locked, paint_state, s)
+
+    @app.get("/api/sessions/{sid}/paint/{name}")
+    async def paint_download(sid: str, name: str):
+        files = {"label.png": lambda p: paint.label_file(p),
+                 "instances.png": lambda p: paint.instance_file(p),
+                 "image.png": lambda p: png_bytes(p.image)}
+        if name not in files:
+            return _error(404, f"no such download: {name[:100]}")
+        s = store.get(sid)
+        data = await run_in_threadpool(s.locked, lambda: files[name](s.painting()))
+        return _attachment(data, "image/png", f"paint_{name}")
+
     @app.websocket("/api/sessions/{sid}/ws")
     async def socket(websocket: WebSocket, sid: str):
         origin = websocket.headers.get("origin")
@@ -319,6 +392,7 @@ class Run:
         self.ws, self.s, self.store, self.pool = websocket, s, store, pool
         self.task: asyncio.Task | None = None
         self.stop_requested = False
+        self.painter = Painter(websocket, s, pool)
 
     async def handle(self, text: str):
         if len(text) > MAX_MESSAGE:
@@ -334,9 +408,16 @@ class Run:
         if kind == "stop":
             self.stop_requested = True
             return
+        if kind == "paint":
+            if len(text) > MAX_PAINT_MESSAGE:
+                return await _send(self.ws, {"type": "error", "paint": True, "seq":
+                                             msg.get("seq"), "message": f"paint message too "
+                                             f"large ({len(text):,} bytes; at most "
+                                             f"{MAX_PAINT_MESSAGE:,})"})
+            return self.painter.submit(msg)
         if kind not in ("start", "invert"):
             return await _send(self.ws, {"type": "error", "message": "unknown message: send "
-                                         "start, invert, stop or ping"})
+                                         "start, invert, paint, stop or ping"})
         if self.task is not None and not self.task.done():
             return await _send(self.ws, {"type": "error", "message": "already running; stop first"})
         self.stop_requested = False
@@ -345,6 +426,7 @@ class Run:
 
     def cancel(self):
         self.stop_requested = True
+        self.painter.cancel()
         if self.task is not None:
             self.task.cancel()
 
@@ -422,6 +504,68 @@ class Run:
             await asyncio.get_running_loop().run_in_executor(None, s.locked, s.tune_photo)
         state = await self.call(session_state, s)
         await _send(self.ws, {"type": "inverted", "state": state})
+
+
+class Painter:
+    """A socket's paint edits, applied in the order sent. One task at a time takes every edit
+    that has arrived, applies them in one step-pool job (under the session's lock) and
+    synthesises the result once: edits sent while a synthesis runs wait for it and then go
+    together, so only the newest canvas is synthesised and a fast brush never queues up
+    syntheses."""
+
+    def __init__(self, websocket: WebSocket, s: StudioSession, pool):
+        self.ws, self.s, self.pool = websocket, s, pool
+        self.queue: list[dict] = []
+        self.task: asyncio.Task | None = None
+
+    def submit(self, msg: dict) -> None:
+        self.queue.append(msg)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self.work())
+
+    def cancel(self):
+        self.queue = []
+        if self.task is not None:
+            self.task.cancel()
+
+    async def work(self):
+        loop = asyncio.get_running_loop()
+        while self.queue:
+            batch, self.queue = self.queue, []
+            try:
+                reply, errors = await loop.run_in_executor(self.pool, self.s.locked,
+                                                           self.apply, batch)
+            except SessionExpired:
+                return
+            except Exception as e:
+                if not isinstance(e, (GanpriorError, ValueError)):
+                    log.exception("studio session %s: paint", self.s.id)
+                prefix = "" if isinstance(e, (GanpriorError, ValueError)) else "internal error: "
+                await _send(self.ws, {"type": "error", "paint": True,
+                                      "message": prefix + _one_line(e)})
+                continue
+            for err in errors:
+                await _send(self.ws, err)
+            await _send(self.ws, reply)
+
+    def apply(self, batch: list[dict]) -> tuple[dict, list[dict]]:
+        """Every edit of `batch` (a refused one is reported and skipped), then one synthesis
+        when any changed the canvas. Runs under the session's lock."""
+        p = self.s.painting()
+        errors, changed = [], False
+        for msg in batch:
+            seq = msg.get("seq")
+            try:
+                paint.apply_edit(p, msg)
+                changed = True
+            except (GanpriorError, ValueError) as e:
+                errors.append({"type": "error", "paint": True, "seq": seq,
+                               "message": _one_line(e)})
+            if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2 ** 53:
+                p.seq = max(p.seq, seq)  # acknowledged, applied or refused
+        if changed:
+            paint.render(p)
+        return {"type": "painted", **paint.view(p), "image": data_url(p.image)}, errors
 
 
 def _decode_mask(value) -> bytes | None:

@@ -143,6 +143,7 @@ class StudioSession:
     history: list = field(default_factory=list)  # Snapshots, newest last
     steps_run: int = 0                           # drag steps since the image was made
     running: str | None = None                   # "drag" or "inversion" while one runs
+    paint: object = None                         # the Paint tab's canvas (app/paint.py)
     closed: bool = False
 
     # --- making the starting image -------------------------------------------------------
@@ -309,6 +310,12 @@ class StudioSession:
                 "mask_flexible_pixels": None if self.mask is None else int(self.mask.sum()),
                 "drag_steps": self.steps_run, "undo_depth": len(self.history)}
 
+    def painting(self):
+        """The Paint tab's canvas (app/paint.py PaintState); ValueError before one is made."""
+        if self.paint is None:
+            raise ValueError("choose a pix2pixHD model and start a canvas first")
+        return self.paint
+
     def latent_bytes(self) -> bytes:
         """The current latent as a safetensors file ("ws" [1, num_ws, w_dim]), which
         `ganprior generate --projected-w` and `mix` read."""
@@ -333,7 +340,7 @@ class StudioSession:
         """Release the tensors (the tab is gone). Call with the lock held."""
         self.closed = True
         self.drag = self.inversion = self.G = self.photo = self.inverted = None
-        self.ws = self.start_ws = self.mask = None
+        self.ws = self.start_ws = self.mask = self.paint = None
         self.history = []
 
 

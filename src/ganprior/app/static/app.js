@@ -1,4 +1,5 @@
-// ganprior studio front end: one session per tab, every drag step streamed over a WebSocket.
+// ganprior studio front end: one session per tab, every drag step streamed over a WebSocket
+// (the Paint tab, paint.js, shares the session and the socket).
 // Points are kept in image pixels (x right, y down, 0..R-1, integer = pixel centre); the
 // 512 px canvases only draw them. No framework, no build step.
 "use strict";
@@ -79,6 +80,7 @@ function send(msg) {
 }
 
 function onMessage(m) {
+  if (m.type === "painted" || m.paint) return Paint.onMessage(m);  // the Paint tab's (paint.js)
   if (m.type === "step") {
     $("view").src = m.image;
     m.points.forEach((p, i) => {
@@ -313,13 +315,15 @@ function updateButtons() {
     $(id).classList.toggle("disabled", !connected || busy || !image);
   }
   $("brush-options").hidden = tool() !== "mask";
+  if (window.Paint) Paint.update();
 }
 
 async function loadModels() {
   const {models, limits, defaults} = await api("/api/models");
   S.limits = limits;
   const select = $("model");
-  for (const m of models) {
+  if (window.Paint) Paint.setModels(models, defaults);
+  for (const m of models.filter((m) => m.kind !== "paint")) {  // pix2pixHD: the Paint tab
     const o = new Option(m.available === "ok" ? m.label : `${m.label} (unavailable)`, m.id);
     o.disabled = m.available !== "ok";
     o.title = m.available === "ok" ? "" : m.available;

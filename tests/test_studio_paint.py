@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import small_stylegan2
+from conftest import run_cli, small_stylegan2
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -372,3 +372,20 @@ def test_paint_sessions_expire_as_the_drag_ones(model_dir):
         clock.now = 161
         r = c.get(f"/api/sessions/{sid}/paint/label.png")
         assert r.status_code == 404 and "expired" in r.json()["error"]
+
+
+def test_saved_files_render_the_same_image_with_ganprior_synth(client, model_dir, tmp_path):
+    sid, state = new_canvas(client, seed=6)
+    car = next(e["id"] for e in state["instances"] if e["class"] == CAR)
+    with client.websocket_connect(f"/api/sessions/{sid}/ws") as ws:
+        reply = edit(ws, {"op": "cluster", "instance": car, "cluster": 1})[-1]
+        for name in ("label.png", "instances.png", "image.png"):  # while the tab is open
+            r = client.get(f"/api/sessions/{sid}/paint/{name}")
+            assert r.status_code == 200, r.text
+            (tmp_path / name).write_bytes(r.content)
+    run_cli("synth", "--model", model_dir / "p2p.safetensors", "--label", tmp_path / "label.png",
+            "--inst", tmp_path / "instances.png", "--instance-cluster", f"{car}=1",
+            "--out", tmp_path / "out")
+    again = np.asarray(Image.open(tmp_path / "out" / "label.png"))
+    assert np.array_equal(again, np.asarray(Image.open(tmp_path / "image.png")))
+    assert np.array_equal(again, picture(reply["image"]))

@@ -117,12 +117,16 @@ def test_paint_in_the_browser(server_url, browser, models, tmp_path):
     assert page.locator("#palette button").count() == 8
     assert "road" in page.inner_text("#palette") and "thing" in page.inner_text("#palette")
     first = page.get_attribute("#paint-view", "src")
+    label0 = np.array(page.evaluate("() => [...Paint.P.server.label]")).reshape(size, size)
+    road_rows = np.nonzero(label0[:, size // 2] == ROAD)[0]
+    assert len(road_rows) > size // 8
 
-    # a road stroke across the upper part of the label map (the sky and buildings)
+    # a road stroke across the strip below the road (sidewalk or grass in the scenes)
     page.click("#palette button[data-cls='2']")
     page.fill("#paint-brush", str(max(2, size // 24)))
     page.dispatch_event("#paint-brush", "input")
-    y = size // 5
+    y = min(size - 2, road_rows.max() + size // 12)
+    assert (label0[y, size // 8:size * 7 // 8] != ROAD).any()
     page.mouse.move(*on_label(page, size // 8, y))
     page.mouse.down()
     page.mouse.move(*on_label(page, size * 7 // 8, y), steps=12)
@@ -137,7 +141,8 @@ def test_paint_in_the_browser(server_url, browser, models, tmp_path):
     page.check("input[name=paint-tool][value=instance]")
     page.click("#palette button[data-cls='6']")
     before = set(page.evaluate("() => [...Paint.P.instances.keys()]"))
-    box = (size // 3, size // 3, size * 2 // 3, size * 5 // 12)
+    top = int(road_rows.min() + (road_rows.max() - road_rows.min()) * 0.3)  # on the road
+    box = (size * 2 // 5, top, size * 3 // 5, top + size // 10)
     page.mouse.move(*on_label(page, box[0], box[1]))
     page.mouse.down()
     page.mouse.move(*on_label(page, box[2], box[3]), steps=6)

@@ -1,5 +1,6 @@
 """Studio sessions: one per browser tab, each with its own latent, points, mask, drag and undo
-history; a store that hands them out by id and expires the idle ones.
+history, and the Paint tab's canvas (app/paint.py); a store that hands them out by id and
+expires the idle ones.
 
 Everything here is plain Python over the library (the drag engine, the inversion engine); the
 server calls these methods from worker threads. Each session has one lock, held for a whole

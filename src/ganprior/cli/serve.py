@@ -1,4 +1,4 @@
-"""`ganprior serve`: the drag studio in the browser."""
+"""`ganprior serve`: the studio in the browser (Drag and Paint tabs)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +18,8 @@ def serve(
     port: int = typer.Option(7860, help="Port to listen on."),
     models: Optional[Path] = typer.Option(None, "--models", show_default="none: zoo models only",
                                           help="Folder of checkpoint files "
-                                          "the studio may open (nothing outside it is read)."),
+                                          "the studio may open (nothing outside it is read); "
+                                          "pix2pixHD models appear in the Paint tab."),
     device: str = DeviceOpt,
     session_ttl: float = typer.Option(1800, help="Seconds a session may stay idle before it "
                                       "is dropped."),
@@ -26,7 +27,8 @@ def serve(
     max_upload_mb: float = typer.Option(8, help="Largest photo upload, in MiB."),
     max_upload_mp: float = typer.Option(16, help="Largest photo upload, in megapixels."),
 ):
-    """Run the drag studio: open http://HOST:PORT in a browser (docs/studio.md)."""
+    """Run the studio (drag points on GAN images; paint label maps for pix2pixHD): open
+    http://HOST:PORT in a browser (docs/studio.md)."""
     from . import validate
     validate.integer(port, "--port", 1, 65535)
     validate.finite(session_ttl, "--session-ttl", lo=1)

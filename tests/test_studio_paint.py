@@ -389,3 +389,17 @@ def test_saved_files_render_the_same_image_with_ganprior_synth(client, model_dir
     again = np.asarray(Image.open(tmp_path / "out" / "label.png"))
     assert np.array_equal(again, np.asarray(Image.open(tmp_path / "image.png")))
     assert np.array_equal(again, picture(reply["image"]))
+
+
+def test_oversize_map_uploads_and_models_without_clusters_are_refused(model_dir, tmp_path):
+    import shutil
+    for suffix in (".safetensors", ".json"):  # the model without its clusters file
+        shutil.copy(model_dir / f"p2p{suffix}", tmp_path / f"raw{suffix}")
+    with TestClient(create_app(model_dir=tmp_path, device="cpu",
+                               max_upload_bytes=1000)) as c:
+        sid = c.post("/api/sessions").json()["session"]
+        r = c.post(f"/api/sessions/{sid}/paint", json={"model": "file:raw.safetensors"})
+        assert r.status_code == 400 and "no feature clusters yet" in r.json()["error"]
+        assert "ganprior encode-features" in r.json()["error"]
+        r = c.post(f"/api/sessions/{sid}/paint/label", content=b"x" * 2000)
+        assert r.status_code == 413 and "1,000 bytes" in r.json()["error"]

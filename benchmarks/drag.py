@@ -218,20 +218,29 @@ def run_task(G, task, tracking, max_steps):
                 converged=converged, steps=final["step"], seconds=seconds)
 
 
-def quality_rows(n_tasks, max_steps, trackers, point_counts):
+def quality_row(job) -> dict:
+    """One row (n_points, tracking) over the seeded tasks; runs in a worker process."""
+    n_points, tracking, n_tasks, max_steps, threads = job
+    torch.set_num_threads(threads)
     G = load_generator(TASK_MODEL)
-    rows = []
-    for n_points in point_counts:
-        tasks = make_tasks(n_tasks, n_points, G.img_resolution)
-        for tracking in trackers:
-            results = []
-            for task in tasks:
-                results.append(run_task(G, task, tracking, max_steps))
-            row = summarise(results, G.img_resolution)
-            row.update(points=n_points, tracking=tracking, tasks=len(tasks))
-            print(row, flush=True)
-            rows.append(row)
-    return rows
+    tasks = make_tasks(n_tasks, n_points, G.img_resolution)
+    results = [run_task(G, task, tracking, max_steps) for task in tasks]
+    row = summarise(results, G.img_resolution)
+    row.update(points=n_points, tracking=tracking, tasks=len(tasks))
+    print(row, flush=True)
+    return row
+
+
+def quality_rows(n_tasks, max_steps, trackers, point_counts, jobs=1):
+    """Every (points, tracking) row; `jobs` > 1 runs rows in that many processes (one torch
+    thread each: the rows do not share a core then)."""
+    work = [(n, t, n_tasks, max_steps, 1 if jobs > 1 else torch.get_num_threads())
+            for n in point_counts for t in trackers]
+    if jobs <= 1:
+        return [quality_row(w) for w in work]
+    import multiprocessing
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        return pool.map(quality_row, work, chunksize=1)
 
 
 def summarise(results, resolution):
@@ -322,6 +331,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps-per-round", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=1, help="quality rows in this many processes")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-quality", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print only")
@@ -337,7 +347,7 @@ def main():
     speed = [] if args.no_speed else speed_rows(args.configs.split(","), modules, args.rounds,
                                                 args.steps_per_round)
     quality = [] if args.no_quality else quality_rows(args.tasks, args.max_steps,
-                                                      ("paper", "robust"), (1, 5))
+                                                      ("paper", "robust"), (1, 5), args.jobs)
     when = datetime.date.today().isoformat()
     parts = [f"Measured {when} on {machine_note()}. Command: `DRAGGAN_REPO=<checkout> python "
              f"benchmarks/drag.py --tasks {args.tasks} --max-steps {args.max_steps}` "

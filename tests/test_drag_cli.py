@@ -36,7 +36,7 @@ def test_drag_a_seed_writes_every_output(tiny, tmp_path):
     assert [h["step"] for h in rec["history"]] == [0, 1, 2, 3] and rec["steps"] == 3
     assert rec["initial_mean_distance"] == pytest.approx(3.5)
     assert rec["settings"]["tracking"] == "robust" and rec["settings"]["layer"] == "b8"
-    assert rec["settings"]["r1"] == 2 and rec["settings"]["d"] == 1
+    assert rec["settings"]["r1"] == 3 and rec["settings"]["d"] == 1
     assert rec["final_mean_distance"] == pytest.approx(np.mean(rec["history"][-1]["distances"]))
     ws = load_file(str(out / "latents.safetensors"))
     assert ws["ws"].shape == ws["ws_start"].shape and not torch.equal(ws["ws"], ws["ws_start"])

@@ -37,7 +37,7 @@ from .tracking import TRACKERS, make_tracker, reference_features, resized_at, sh
 SPACES = ("w+", "w")
 PAPER_RESOLUTION = 512                      # r1, r2 and d below are the paper's at 512 px
 PAPER_R1, PAPER_R2, PAPER_D = 3.0, 12.0, 2.0
-MIN_R1, MIN_R2, MIN_D = 2.0, 4.0, 1.0       # floors for small images (docs/drag.md)
+MIN_R1, MIN_R2, MIN_D = 3.0, 4.0, 1.0       # floors for small images (docs/drag.md)
 PAPER_BLOCK = 5                             # the 6th synthesis block's output (official)
 STATE_VERSION = 1
 
@@ -81,7 +81,7 @@ class DragSettings:
 
 def scaled_radii(resolution: int) -> dict[str, float]:
     """The paper's r1 = 3, r2 = 12 and stop distance d = 2 px at 512 px, scaled linearly with
-    the image size, with floors (r1 2, r2 4, d 1 px) below which the disc and the search
+    the image size, with floors (r1 3, r2 4, d 1 px) below which the disc and the search
     square hold too few pixels of a small image's upsampled features."""
     s = resolution / PAPER_RESOLUTION
     return {"r1": max(PAPER_R1 * s, MIN_R1), "r2": max(PAPER_R2 * s, MIN_R2),
@@ -359,6 +359,11 @@ class DragSession:
             image = self.G.synthesize_from(st.layer, full.detach(), ws.detach())
         return full[:, :st.channels].float(), image
 
+    @property
+    def _crops(self) -> bool:
+        """Whether G computes features_in_box from crops (else it would run G twice)."""
+        return type(self.G).features_in_box is not GeneratorBase.features_in_box
+
     def _mask_active(self) -> bool:
         return (self.mask is not None and self.settings.lambda_mask > 0
                 and not bool(self.mask.all()))
@@ -381,7 +386,8 @@ class DragSession:
         st = self._setup
         ws = self._ws()
         masked = self._mask_active()
-        if masked:
+        whole = masked or not self._crops  # the gradient needs the whole map
+        if whole:
             feat, image = self._forward(ws)
         else:
             feat, image = self._render(ws)
@@ -391,8 +397,8 @@ class DragSession:
         active = [d > st.d for d in dist]
         self._done = not any(active) or self.step_count >= self.settings.max_steps
         full = tuple(feat.shape[-2:])
-        box = None if masked or self._done else loss_box(self.points, active, st.r1, st.size,
-                                                           full)
+        box = None if whole or self._done else loss_box(self.points, active, st.r1, st.size,
+                                                          full)
         if box is None:
             loss = motion_loss(feat, self.points, self.targets, active, st.r1, st.size)
         else:
@@ -702,3 +708,32 @@ def session_from_photo(G: GeneratorBase, photo: torch.Tensor, handles, targets, 
     DragSession.check_inputs(G, handles, targets, mask, settings)
     start = invert_photo(G, photo, seed=seed, **invert_options)
     return DragSession(start.G, start.ws, handles, targets, mask, settings, seed), start
+
+
+def drag_pictures(G: GeneratorBase, ws: torch.Tensor, handles, targets, out_dir, mask=None,
+                  settings: DragSettings | None = None, max_frames: int = 40,
+                  name: str = "drag") -> dict:
+    """Run one drag and write OUT_DIR/NAME_before_after.png (start | end, points drawn) and
+    OUT_DIR/NAME.gif; returns {"before_after", "animation" (paths), "steps", "initial",
+    "final" (mean handle-target distances, px), "seconds"} (what a demo page shows)."""
+    from pathlib import Path
+
+    from ..files import atomic_write
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    session = DragSession(G, ws, handles, targets, mask=mask, settings=settings)
+    keeper, first, last = FrameKeeper(max_frames), None, None
+    t0 = time.perf_counter()
+    while not session.done:
+        last = session.step()
+        first = first or last
+        keeper.add(last)
+    seconds = time.perf_counter() - t0
+    kept = keeper.records()
+    pair = out_dir / f"{name}_before_after.png"
+    atomic_write(pair, lambda tmp: before_after(kept).save(tmp, format="PNG"))
+    gif = write_animation(out_dir / f"{name}.gif", animation_frames(kept, max_frames))
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    return {"before_after": pair, "animation": gif, "steps": session.step_count,
+            "initial": mean(first["distances"]), "final": mean(last["distances"]),
+            "seconds": seconds}

@@ -176,7 +176,7 @@ class RobustTracker(PaperTracker):
     name = "robust"
 
     def __init__(self, refs: torch.Tensor, r2: float, half: int = 1,
-                 min_margin: float = 0.05, rate: float = 0.1, pixel_weight: float = 1.0,
+                 min_margin: float = 0.01, rate: float = 0.1, pixel_weight: float = 1.0,
                  reach: int | None = None):
         super().__init__(refs, r2)
         self.half, self.min_margin, self.rate, self.reach = half, min_margin, rate, reach

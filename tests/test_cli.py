@@ -125,3 +125,12 @@ def test_demo_report(tmp_path):
     assert (tmp_path / "demo" / "restore" / "inpaint" / "2" / "target1_tuned.safetensors").exists()
     assert (tmp_path / "demo" / "edit_stylegan2-digiface64.png").exists()
     assert (tmp_path / "demo" / "invert_dcgan-digiface64_1_3.png").exists()
+    # drag: the before/after and the animation, and a sentence made of the run's own numbers
+    drag = page[page.index("Dragging points"):]
+    assert (tmp_path / "demo" / "drag_before_after.png").exists()
+    frames = Image.open(tmp_path / "demo" / "drag.gif")
+    assert frames.n_frames > 1
+    import re
+    m = re.search(r"went from ([\d.]+) px to ([\d.]+) px in (\d+) steps", drag)
+    assert m and int(m.group(3)) == 10 and float(m.group(1)) == pytest.approx(7.2, abs=0.05)
+    assert "the step budget (10) ran out first" in drag

@@ -246,8 +246,33 @@ def section_editing(out: Path, device, quick: bool = False) -> str:
     return "\n".join(parts)
 
 
+def section_drag(out: Path, device, quick: bool = False) -> str:
+    """One DragGAN edit on the embedded StyleGAN2: before/after with points, and the GIF."""
+    from .checkpoints.zoo import DEFAULT_STYLE_MODEL
+    from .editing.drag import DragSettings, drag_pictures
+    if zoo_entries()[DEFAULT_STYLE_MODEL].availability() != "ok":
+        return ""
+    G = load_networks(DEFAULT_STYLE_MODEL, device)["G"]
+    seed, psi, handles, targets = 3, 0.7, [(24, 40)], [(30, 36)]
+    settings = DragSettings(max_steps=10 if quick else 100)
+    ws = G.z_to_w(G.z_from_seed(seed), truncation_psi=psi)
+    r = drag_pictures(G, ws, handles, targets, out, settings=settings)
+    reached = "every handle reached its target" if r["steps"] < settings.max_steps else (
+        f"the step budget ({settings.max_steps}) ran out first")
+    text = (f"{DEFAULT_STYLE_MODEL}, seed {seed}, &psi; {psi}: handle {handles[0]} dragged "
+            f"towards {targets[0]} (red: handle, blue: target). The mean handle-target distance "
+            f"went from {r['initial']:.1f} px to {r['final']:.1f} px in {r['steps']} steps "
+            f"({r['seconds']:.1f} s, {1000 * r['seconds'] / max(r['steps'], 1):.0f} ms per step); "
+            f"{reached}.")
+    return ("<h2>Dragging points (DragGAN)</h2><p>" + text + " The same edit runs from "
+            "<code>ganprior drag</code> and in the studio (<code>ganprior serve</code>); "
+            "docs/drag.md.</p>"
+            + _img(r["before_after"], out, "start | result", width=2 * 256)
+            + _img(r["animation"], out, "every step", width=256))
+
+
 SECTIONS = [section_models, section_generate, section_inversion, section_restoration,
-            section_editing]
+            section_editing, section_drag]
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}

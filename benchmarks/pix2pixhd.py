@@ -35,6 +35,7 @@ import datetime
 import hashlib
 import json
 import os
+import shlex
 import statistics
 import sys
 import time
@@ -163,6 +164,7 @@ def locality(model, data: dict, n: int, min_share: float) -> tuple[dict, list]:
                 continue
             rows.append({"class": name, "strict": strict,
                          "grown": edit_locality(before[0], after[0], mask, dilate=2),
+                         "area": float(mask.float().mean()),
                          "change": float((after - before).abs().mean())})
             if len(shown) < 4 and name not in [s[0] for s in shown]:
                 shown.append((name, before, after, mask))
@@ -182,6 +184,7 @@ def _stats(rows):
     s = [r["strict"] for r in rows]
     return {"edits": len(rows), "mean": statistics.fmean(s), "median": statistics.median(s),
             "min": min(s), "grown": statistics.fmean(r["grown"] for r in rows),
+            "area": statistics.fmean(r["area"] for r in rows),
             "change": statistics.fmean(r["change"] for r in rows)}
 
 
@@ -281,10 +284,12 @@ def class_rows(results: dict) -> list[str]:
 
 def locality_rows(loc: dict) -> list[str]:
     lines = ["| edited class | edits | share inside (mean) | median | min | "
-             "inside + 2 px (mean) | mean abs change |", "|---|---|---|---|---|---|---|"]
+             "inside + 2 px (mean) | instance's share of the image (mean) | mean abs change |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, s in loc.items():
         lines.append(f"| {name} | {s['edits']} | {pct(s['mean'])} | {pct(s['median'])} | "
-                     f"{pct(s['min'])} | {pct(s['grown'])} | {s['change']:.4f} |")
+                     f"{pct(s['min'])} | {pct(s['grown'])} | {pct(s['area'])} | "
+                     f"{s['change']:.4f} |")
     return lines
 
 
@@ -308,9 +313,16 @@ def parse_args():
     ap.add_argument("--samples", type=int, default=4, help="random-cluster samples per scene")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (one is fastest on a shared machine)")
+    ap.add_argument("--note", default="", help="a sentence for the report (which model "
+                                                  "this is, how the machine was loaded)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: small sets, nothing written outside out/bench/")
     args = ap.parse_args()
+    for name in ("n_eval", "seg_train", "seg_steps", "seg_batch", "threads"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.samples < 2 or args.n_edit < 0 or args.n_div < 0:
+        ap.error("--samples must be at least 2 (pairs), --n-edit and --n-div at least 0")
     if args.quick:
         args.n_eval, args.seg_train, args.seg_steps = 12, 48, 60
         args.n_edit, args.n_div, args.samples = 4, 3, 3
@@ -350,7 +362,8 @@ def main():
 
     results = {"real renders (oracle)": scores(net, data["image"], data["label"])}
     fake0, speed = synthesise_set(model, data)
-    results["synthesised, cluster 0"] = scores(net, fake0, data["label"])
+    plain = "synthesised, cluster 0" if model.feat_num else "synthesised"
+    results[plain] = scores(net, fake0, data["label"])
     if model.feat_num:
         fake_r, _ = synthesise_set(model, data, random_features=True)
         results["synthesised, random clusters"] = scores(net, fake_r, data["label"])
@@ -359,8 +372,11 @@ def main():
     loc, shown_loc, div, shown_div = {}, [], None, []
     if model.feat_num:
         from ganprior.nets.vgg import load_lpips
-        loc, shown_loc = locality(model, data, args.n_edit, 1 / 256)
-        div, shown_div = diversity(model, data, args.n_div, args.samples, load_lpips("cpu"))
+        if args.n_edit:
+            loc, shown_loc = locality(model, data, args.n_edit, 1 / 256)
+        if args.n_div:
+            div, shown_div = diversity(model, data, args.n_div, args.samples,
+                                       load_lpips("cpu"))
     thr = throughput(args.model, model)
 
     lines = describe(args, model, size, used, seg_meta, speed, thr)
@@ -371,8 +387,11 @@ def main():
         lines += ["", "Instance-edit locality (one instance from cluster 0 to another; "
                       "share of the absolute pixel change inside its mask):", ""]
         lines += locality_rows(loc)
-    elif model.feat_num:
+    elif model.feat_num and args.n_edit:
         lines += ["", "Locality: no instance of a class with 2+ clusters was large enough."]
+    if not model.feat_num:
+        lines += ["", "The model has no instance features (trained without --features): no "
+                      "edit locality or diversity across clusters to measure."]
     if div:
         lp = "n/a (LPIPS weights not installed)" if div["pairwise_lpips"] is None \
             else f"{div['pairwise_lpips']:.4f}"
@@ -382,10 +401,10 @@ def main():
                       f"L1 synthesis vs real render {div['l1_to_real']:.4f} "
                       f"(images in [0, 1])."]
     lines += ["", f"({time.time() - t0:.0f} s; command: python benchmarks/pix2pixhd.py "
-                  f"--model {args.model} --n-eval {args.n_eval})"]
+                  f"{command_line(sys.argv[1:])})"]
     print("\n".join(lines))
     out_dir = ROOT / "out" / "bench" / "pix2pixhd-quick" if args.quick else DOCS
-    save_image(eval_grid(data, fake0, results["synthesised, cluster 0"][1]),
+    save_image(eval_grid(data, fake0, results[plain][1]),
                out_dir / "pix2pixhd_eval.png")
     if shown_loc:
         save_image(locality_grid(shown_loc), out_dir / "pix2pixhd_locality.png")
@@ -399,8 +418,23 @@ def main():
 
 PICTURES = ("\n\n![label | real | synthesised | its segmentation]"
             "(docs/benchmarks/pix2pixhd_eval.png)\n"
-            "![before | after | change | edited instance](docs/benchmarks/pix2pixhd_locality.png)\n"
+            "![before | after | change (square root, brightest = largest) | edited instance]"
+            "(docs/benchmarks/pix2pixhd_locality.png)\n"
             "![label | random-cluster samples](docs/benchmarks/pix2pixhd_diversity.png)")
+
+
+def command_line(argv: list[str]) -> str:
+    """The arguments to repeat the run (--note, which only annotates it, left out)."""
+    kept, skip = [], False
+    for a in argv:
+        if skip or a.startswith("--note="):
+            skip = False
+            continue
+        if a == "--note":
+            skip = True
+            continue
+        kept.append(a)
+    return shlex.join(kept)
 
 
 def describe(args, model, size, used, seg_meta, speed, thr) -> list[str]:
@@ -410,9 +444,11 @@ def describe(args, model, size, used, seg_meta, speed, thr) -> list[str]:
              f"{thr.get('processes') or 1} process(es)"
              + (f", median of {thr['log_epochs']} epochs of log.jsonl" if "log_epochs" in thr
                 else "") + ")") if thr.get("img_per_s") else "training: no log or timing found"
-    return [
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return ([args.note] if args.note else []) + [
         f"{datetime.date.today().isoformat()}, {os.cpu_count()} CPU cores ({args.threads} "
-        f"torch thread(s)), torch {torch.__version__}. Model: {args.model} "
+        f"torch thread(s); load average {load:.1f} at the end), torch {torch.__version__}. "
+        f"Model: {args.model} "
         f"({type(model.G).__name__}, {g_params:,} parameters, {model.provenance.get('epoch')} "
         f"epochs, {model.provenance.get('train_seconds')} s of training; training scene "
         f"seeds {sorted(used) if used else 'unknown'}).",

@@ -160,12 +160,15 @@ def test_robust_tracker_holds_the_point_when_the_match_is_ambiguous():
     assert torch.equal(tracker.templates, tracker.initial)   # back to the start's patch
 
 
-def test_robust_tracker_follows_the_patch_and_learns_its_new_look():
-    tracker = robust_on(patterned([(7, 7)]), (7, 7))
+def test_robust_tracker_follows_the_patch_and_can_learn_its_new_look():
+    tracker = robust_on(patterned([(7, 7)]), (7, 7), rate=0.5)
     moved = patterned([(8, 8)], centre_scale=0.8)             # moved and slightly changed
     assert tracker.track(moved, [(7, 7)], (16, 16)) == [(8.0, 8.0)]
     centre = tracker.templates[0, 0, 4]                        # channel 0 at the centre
     assert 0.8 * 5 < float(centre) < 5.0 and tracker.margins[0] > 0.5
+    fixed = robust_on(patterned([(7, 7)]), (7, 7))             # the default keeps the start's
+    assert fixed.track(moved, [(7, 7)], (16, 16)) == [(8.0, 8.0)]
+    assert torch.equal(fixed.templates, fixed.initial)
 
 
 def test_robust_tracker_ignores_a_one_pixel_look_alike_the_paper_follows():

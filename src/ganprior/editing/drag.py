@@ -198,7 +198,7 @@ def loss_box(points, active, r1: float, size: tuple[int, int], full: tuple[int, 
 
     def span(lo, hi, n, N):
         u = lambda i: min(max((min(max(i, 0), N - 1) + 0.5) * n / N - 0.5, 0), n - 1)  # noqa: E731
-        return max(0, math.floor(u(lo)) - 1), min(n, math.floor(u(hi)) + 3)
+        return max(0, math.floor(u(lo))), min(n, math.floor(u(hi)) + 2)  # + the bilinear pair
     return (*span(min(rows), max(rows), h, H), *span(min(cols), max(cols), w, W))
 
 
@@ -249,6 +249,7 @@ class DragSession:
         self.settings = copy.copy(settings or DragSettings()).check()
         self.seed = int(seed)
         self.ws0 = _check_ws(G, ws)
+        G.requires_grad_(False)  # only the latent learns (as the inversion engine does)
         size = (G.img_resolution, G.img_resolution)
         self.handles, self.targets = _check_points(handles, targets, size)
         self.mask = _check_mask(mask, size)
@@ -499,6 +500,7 @@ class DragSession:
         settings = replace(settings, layer=state["layer"])
         self = cls.__new__(cls)
         self.G, self.settings, self.seed = G, settings, int(state["seed"])
+        G.requires_grad_(False)
         self.ws0 = _check_ws(G, state["ws0"])
         size = (G.img_resolution, G.img_resolution)
         self.feat0 = state["feat0"].to(G.device).clone()

@@ -163,20 +163,24 @@ class RobustTracker(PaperTracker):
     """Patch template tracking with a confidence gate (our design; docs/drag.md).
 
     The paper matches one feature vector; a look-alike pixel nearby wins as soon as the
-    handle's own feature changes a little. Here each handle is a *patch* template T_i of the
-    features around it ((2 `half` + 1)^2 pixels, one feature cell each way), first cut from
-    the start image. Cost D(q) = mean over the patch of ||F(q + o) - T_i(o)||_2 over the r2
-    square. margin = (d2 - d1) / d2, d1 the best cost and d2 the best one farther than
-    `half` px (Chebyshev) from it. margin < `min_margin` (a flat or repetitive patch, no
-    clear winner): the point stays and the template returns to the start's patch. Otherwise
-    the point moves and T_i <- (1 - a) T_i + a F(patch at q1) with a = `rate` * margin, so the
-    template follows the handle's changing appearance, faster the surer the match.
+    handle's own feature changes a little, and in flat regions the point runs ahead of the
+    content. Here each handle is a *patch* template T_i: the features of the (2 `half` + 1)^2
+    pixels around it (one feature cell each way), divided by the start map's RMS feature
+    norm, with the image's RGB there times `pixel_weight`, cut from the start image. Cost
+    D(q) = mean over the patch of ||P(q + o) - T_i(o)||_2 over the r2 square. margin =
+    (d2 - d1) / d2, d1 the best cost and d2 the best one farther than `half` px (Chebyshev)
+    from it. margin < `min_margin` (two places match equally): the point stays and the
+    template returns to the start's patch. Otherwise the point moves, and with `rate` > 0 the
+    template follows the match, T_i <- (1 - a) T_i + a P(q1), a = `rate` * margin (off by
+    default: in the benchmark's trials the updated template drifted with the features the
+    optimisation changes, and lost more handles than the fixed one). `reach` (px, optional)
+    caps how far the point may move in one step.
     """
 
     name = "robust"
 
     def __init__(self, refs: torch.Tensor, r2: float, half: int = 1,
-                 min_margin: float = 0.01, rate: float = 0.1, pixel_weight: float = 1.0,
+                 min_margin: float = 0.01, rate: float = 0.0, pixel_weight: float = 1.0,
                  reach: int | None = None):
         super().__init__(refs, r2)
         self.half, self.min_margin, self.rate, self.reach = half, min_margin, rate, reach

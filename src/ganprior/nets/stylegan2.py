@@ -320,9 +320,10 @@ class SynthesisNetwork(nn.Module):
         return self.run_blocks(ws, noise_mode=noise_mode, fused_modconv=fused_modconv,
                                channels_last=channels_last)[1]
 
-    # An output pixel of a block depends on block inputs within this many of its own pixels
-    # (conv1's 3x3: 1; conv0's upsampling 3x3 transposed conv + 4-tap filter: 4), plus slack.
-    BOX_MARGIN = 6
+    # How far (in its own pixels) a block's output reaches into the crop of its input for
+    # the box to come out exact: 3 is the least that does (conv1's 3x3 and conv0's
+    # upsampling 3x3 + 4-tap filter; measured for skip and resnet), plus one for slack.
+    BOX_MARGIN = 4
 
     def activations_in_box(self, ws, index, box, noise_mode="const"):
         """Block `index`'s activations inside box (y0, y1, x0, x1) of its pixels, computed

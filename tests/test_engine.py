@@ -185,7 +185,8 @@ def test_bound_loss_caches_target_features_with_the_same_values(monkeypatch):
     from ganprior.nets import vgg
     torch.manual_seed(0)
     net = vgg.VGG16Features().eval().requires_grad_(False)
-    monkeypatch.setitem(vgg._loaded, ("vgg16", "cpu"), net)
+    import ganprior.inversion.losses as losses
+    monkeypatch.setattr(losses, "load_vgg16", lambda device: net)
     loss = ReconstructionLoss("mse+vgg:0.5")
     a, b = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
     bound = loss.bind(b)

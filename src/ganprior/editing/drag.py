@@ -9,7 +9,8 @@ Each step renders the current latent with the features of one synthesis block (r
 the image, see tracking.py), tracks every handle on them (tracking.py), and, unless every
 handle is within `d` of its target, takes one Adam step on the latent against
 
-    sum_i mean_{q in disc(p_i, r1), c} |F(q + u_i) - sg(F(q))|  +  lambda mean_{q, c} |F - F0|(1 - M)
+    sum_i mean_{q in disc(p_i, r1), c} |F(q + u_i) - sg(F(q))|
+        + lambda mean_{q, c} |F - F0| (1 - M)
 
 with u_i the unit vector from handle i to its target, M the flexible area (1 = may move) and
 F0 the features of the start image: means over channels and pixels, like the official code's
@@ -241,7 +242,8 @@ class _Setup:
 class DragSession:
     """One drag edit of the image G renders from `ws` ([1, num_ws, w_dim]); see the module
     doc. `mask` [H, W]: 1 = flexible, 0 = fixed (None: everything may move). `seed` is kept
-    in the state and the records (the drag itself is deterministic)."""
+    in the state (the drag itself is deterministic). G's weights are frozen
+    (requires_grad_(False)): only the latent learns."""
 
     def __init__(self, G: GeneratorBase, ws: torch.Tensor, handles, targets, mask=None,
                  settings: DragSettings | None = None, seed: int = 0):
@@ -633,7 +635,8 @@ def parse_points(text: str) -> tuple[list[Point], list[Point]]:
 
 def format_points(handles, targets) -> str:
     """The inverse of parse_points."""
-    return " ; ".join(f"{hx:g},{hy:g}>{tx:g},{ty:g}" for (hx, hy), (tx, ty) in zip(handles, targets))
+    return " ; ".join(f"{hx:g},{hy:g}>{tx:g},{ty:g}"
+                      for (hx, hy), (tx, ty) in zip(handles, targets))
 
 
 class FrameKeeper:

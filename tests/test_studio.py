@@ -220,23 +220,33 @@ def test_non_finite_points_settings_and_bad_masks_are_refused(client):
             assert err["type"] == "error" and why in err["message"], (msg, err)
 
 
-def test_mask_robust_tracking_and_w_space_reach_the_engine(client):
+def test_mask_and_robust_tracking_reach_the_engine(client):
     sid, state = new_session(client, seed=5)
     mask = np.zeros((RES, RES), np.uint8)
     mask[6:22, 6:22] = 1  # flexible square around the handle; the rest is fixed
     with client.websocket_connect(f"/api/sessions/{sid}/ws") as ws:
         msgs = drag(ws, [[14, 14]], [[18, 14]], base64.b64encode(mask.tobytes()).decode(),
-                    lambda_mask=20.0, tracking="robust", space="w")
+                    lambda_mask=20.0, tracking="robust", space="w+")
         assert msgs[-1]["type"] == "stopped"
         points = client.get(f"/api/sessions/{sid}/points.json").json()
         assert points["mask_flexible_pixels"] == 256
-        from safetensors.torch import load
-        ws_file = load(client.get(f"/api/sessions/{sid}/latent.safetensors").content)["ws"]
-    # w space moves one vector shared by every row: a seed's equal rows stay equal
-    assert (ws_file - ws_file[:, :1]).abs().max() == 0
+        assert points["settings"]["tracking"] == "robust"
     start, end = decode(state["image"]).astype(float), decode(msgs[-1]["state"]["image"])
     change = np.abs(end - start).mean(axis=2)
     assert change.max() > 0 and change[mask == 0].mean() < change[mask == 1].mean()
+
+
+def test_w_space_reaches_the_engine(client):
+    sid, _ = new_session(client, seed=5)
+    with client.websocket_connect(f"/api/sessions/{sid}/ws") as ws:
+        msgs = drag(ws, [[14, 14]], [[18, 14]], space="w")
+        assert msgs[-1]["type"] == "stopped"
+        from safetensors.torch import load
+        ws_file = load(client.get(f"/api/sessions/{sid}/latent.safetensors").content)["ws"]
+        points = client.get(f"/api/sessions/{sid}/points.json").json()
+    # w space moves one vector shared by every row: a seed's equal rows stay equal
+    assert (ws_file - ws_file[:, :1]).abs().max() == 0
+    assert points["drag_steps"] > 0 and points["settings"]["space"] == "w"
 
 
 def test_generate_refuses_bad_values(client):

@@ -14,7 +14,7 @@ import math
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -143,6 +143,7 @@ class StudioSession:
     tune_steps: int = 0                          # PTI steps after the inversion (0: none)
     history: list = field(default_factory=list)  # Snapshots, newest last
     steps_run: int = 0                           # drag steps since the image was made
+    drag_settings: dict | None = None            # the last drag's engine settings
     running: str | None = None                   # "drag" or "inversion" while one runs
     paint: object = None                         # the Paint tab's canvas (app/paint.py)
     closed: bool = False
@@ -164,7 +165,7 @@ class StudioSession:
         self.ws = self.start_ws.clone()
         self.handles, self.targets, self.mask = [], [], None
         self.drag = self.inversion = None
-        self.history, self.steps_run = [], 0
+        self.history, self.steps_run, self.drag_settings = [], 0, None
 
     def set_photo(self, model_id: str, G, data: bytes, max_pixels: int) -> torch.Tensor:
         """Check and decode an uploaded photo (centre square at the model's resolution); the
@@ -251,6 +252,7 @@ class StudioSession:
         # undo goes back to this latent with the points as placed (to retry other settings)
         self.history = (self.history + [Snapshot(self.ws.clone(), handles, targets)])[-MAX_UNDO:]
         self.drag, self.handles, self.targets, self.mask = drag, handles, targets, mask_t
+        self.drag_settings = asdict(drag.settings)
         self.running = "drag"
 
     def drag_step(self) -> dict:
@@ -309,7 +311,9 @@ class StudioSession:
                 "handles": [list(p) for p in self.handles],
                 "targets": [list(p) for p in self.targets],
                 "mask_flexible_pixels": None if self.mask is None else int(self.mask.sum()),
-                "drag_steps": self.steps_run, "undo_depth": len(self.history)}
+                "drag_steps": self.steps_run, "undo_depth": len(self.history),
+                # the settings of the last drag (None before one ran), so it can be redone
+                "settings": self.drag_settings}
 
     def painting(self):
         """The Paint tab's canvas (app/paint.py PaintState); ValueError before one is made."""

@@ -85,7 +85,8 @@ def drag(
     steps: int = typer.Option(300, "--steps", help="Stop after this many optimisation steps "
                               "if the handles have not reached their targets."),
     tracking: str = typer.Option("paper", help="paper (nearest neighbour to the clicked "
-                                 "feature) | robust (template + confidence; docs/drag.md)."),
+                                 "feature) | robust (matches the clicked patch of features and "
+                                 "pixels; docs/drag.md)."),
     space: str = typer.Option("w+", help="w+ (the first --n-ws rows of W+) | w (one w for "
                               "every layer). DCGAN: both optimise z."),
     n_ws: int = typer.Option(6, help="w+: how many W+ rows (from the first) move."),

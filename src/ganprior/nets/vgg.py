@@ -10,18 +10,25 @@ from torch import nn
 
 from ..errors import GanpriorError
 
-# Channels per conv; "M" = 2x2 max-pool. Indices in `features` follow torchvision's vgg16.
-_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+# Channels per conv; "M" = 2x2 max-pool. Indices in `features` follow torchvision's vgg16/vgg19.
+VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+             512, 512, 512, "M"]
+VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+             512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
 RELU_INDEX = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class VGG16Features(nn.Module):
-    def __init__(self):
+class VGGFeatures(nn.Module):
+    """The conv part of a torchvision VGG (`features.N.*` keys); forward returns the
+    activations named in `outputs` (keys of `relu_index`), in that order, and stops there."""
+
+    def __init__(self, cfg: list, relu_index: dict[str, int], default_outputs: tuple):
         super().__init__()
+        self.relu_index, self.default_outputs = relu_index, default_outputs
         layers, c = [], 3
-        for v in _CFG:
+        for v in cfg:
             if v == "M":
                 layers.append(nn.MaxPool2d(2, 2))
             else:
@@ -29,11 +36,11 @@ class VGG16Features(nn.Module):
                 c = v
         self.features = nn.Sequential(*layers)
 
-    def forward(self, x, outputs=("relu3_3",)):
-        """x: normalised input; returns the activations named in `outputs` (in order)."""
-        want = {RELU_INDEX[o]: o for o in outputs}
-        last = max(want)
-        found = {}
+    def forward(self, x, outputs=None) -> list[torch.Tensor]:
+        """x: ImageNet-normalised input; the activations named in `outputs`, in that order."""
+        outputs = outputs or self.default_outputs
+        want = {self.relu_index[o]: o for o in outputs}
+        last, found = max(want), {}
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in want:
@@ -41,6 +48,13 @@ class VGG16Features(nn.Module):
             if i == last:
                 break
         return [found[o] for o in outputs]
+
+
+class VGG16Features(VGGFeatures):
+    """VGG16's convs; default output relu3_3 (mGANprior's perceptual loss)."""
+
+    def __init__(self):
+        super().__init__(VGG16_CFG, RELU_INDEX, ("relu3_3",))
 
 
 def imagenet_normalise(x: torch.Tensor) -> torch.Tensor:

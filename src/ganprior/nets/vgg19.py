@@ -6,39 +6,17 @@ downloads. `load_vgg19` returns None (and the reason) when they are not installe
 """
 from __future__ import annotations
 
-import torch
-from torch import nn
+from .vgg import VGG19_CFG, VGGFeatures
 
-# Channels per conv; "M" = 2x2 max-pool. Indices in `features` follow torchvision's vgg19.
-_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-        512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
 RELU_INDEX = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "relu5_1": 29}
 PIX2PIXHD_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
-class VGG19Features(nn.Module):
-    def __init__(self):
-        super().__init__()
-        layers, c = [], 3
-        for v in _CFG:
-            if v == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=False)]
-                c = v
-        self.features = nn.Sequential(*layers)
+class VGG19Features(VGGFeatures):
+    """VGG19's convs; default outputs relu1_1 ... relu5_1 (pix2pixHD's perceptual loss)."""
 
-    def forward(self, x, outputs=PIX2PIXHD_LAYERS) -> list[torch.Tensor]:
-        """x: ImageNet-normalised input; the activations named in `outputs`, in that order."""
-        want = {RELU_INDEX[o]: o for o in outputs}
-        last, found = max(want), {}
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in want:
-                found[want[i]] = x
-            if i == last:
-                break
-        return [found[o] for o in outputs]
+    def __init__(self):
+        super().__init__(VGG19_CFG, RELU_INDEX, PIX2PIXHD_LAYERS)
 
 
 _loaded: dict = {}

@@ -1,6 +1,9 @@
 import json
 import os
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +93,54 @@ def run_cli(*args, ok=True):
     if ok:
         assert r.exit_code == 0, r.output + repr(r.exception)
     return r
+
+
+# --- the browser tests (tests/e2e): Debian's Chromium under Playwright, and the studio served
+# by uvicorn on a free local port, as `ganprior serve` runs it -------------------------------
+CHROMIUM = Path(os.environ.get("GANPRIOR_CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """serve(app) -> the URL of `app` running in a uvicorn thread until the session ends."""
+    uvicorn = pytest.importorskip("uvicorn", reason="the ui extras (uvicorn) are not installed")
+    servers = []
+
+    def start(app) -> str:
+        port = _free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                               log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started, "the studio server did not start"
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium, or a skip saying what to install."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
+                                   "(make setup installs it)")
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; make setup does)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()

@@ -8,9 +8,6 @@ import base64
 import io
 import json
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,53 +15,21 @@ import pytest
 from PIL import Image
 
 pytestmark = pytest.mark.filterwarnings("ignore:--loss auto")  # said once when VGG16 is missing
-CHROMIUM = Path(os.environ.get("GANPRIOR_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 MODEL = "zoo:stylegan2-digiface64"
 HANDLE, TARGET = (26, 30), (42, 30)   # image pixels of the 64 px image
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
                                "(make setup installs it)")
-uvicorn = pytest.importorskip("uvicorn", reason="the ui extras (uvicorn) are not installed")
-if not CHROMIUM.exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; make setup does)",
-                allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
-def server_url():
+def server_url(serve):
     from ganprior.app.server import create_app
     from ganprior.checkpoints.zoo import zoo_entries
     if zoo_entries()[MODEL[4:]].availability() != "ok":
         pytest.skip(f"{MODEL} is not installed")
-    port = free_port()
     app = create_app(device="cpu", allowed_hosts=["127.0.0.1", "localhost"])  # as `serve`
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the studio server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
+    return serve(app)
 
 
 def on_canvas(page, x, y):

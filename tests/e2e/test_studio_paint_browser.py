@@ -13,32 +13,16 @@ screenshot, point the test at a trained model and say where to save the picture:
 import base64
 import io
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-CHROMIUM = Path(os.environ.get("GANPRIOR_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 ROAD, CAR = 2, 6
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
                                "(make setup installs it)")
-uvicorn = pytest.importorskip("uvicorn", reason="the ui extras (uvicorn) are not installed")
-if not CHROMIUM.exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; make setup does)",
-                allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -52,30 +36,11 @@ def models(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server_url(models):
+def server_url(models, serve):
     from ganprior.app.server import create_app
-    port = free_port()
     app = create_app(model_dir=models[0], device="cpu",
                      allowed_hosts=["127.0.0.1", "localhost"])  # as `serve`
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the studio server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
+    return serve(app)
 
 
 def on_label(page, x, y):

@@ -205,16 +205,47 @@ def locate(start: torch.Tensor, final: torch.Tensor, handle, target) -> tuple[fl
     return float(x0 + k % width), float(y0 + k // width)
 
 
-def run_task(G, task, tracking, max_steps):
+def run_official(G, modules, ws, task, max_steps):
+    """The official drag on the task, stepped as its GUI does until its own stop rule (every
+    handle within max(2 px, 2/512 of the image)) or max_steps: (start image, records) with
+    records shaped as DragSession's (image [1, C, H, W] in [-1, 1], points as (x, y))."""
+    G.requires_grad_(False)
+    ours = DragSession(G, ws, task["handles"], task["targets"])  # the same block and radii
+    layer, radii = ours.layer, ours.radii
+    names = [f"b{r}" for r in G.synthesis.block_resolutions]
+    drag = OfficialDrag(modules, G.config, G, ws, task["handles"][0], task["targets"][0],
+                        names.index(layer), radii["r1"], radii["r2"], DragSettings.lr)
+    drag.points = [[int(y), int(x)] for x, y in task["handles"]]  # its GUI gives integers
+    drag.targets = [[y, x] for x, y in task["targets"]]
+    records = []
+    for step in range(max_steps + 1):
+        res = drag.step()  # renders the current latent, tracks, then takes one Adam step
+        image = torch.from_numpy(np.asarray(res.image)).float().permute(2, 0, 1)[None]
+        points = [(float(c), float(r)) for r, c in res.points]
+        dist = [math.hypot(tx - px, ty - py) for (px, py), (tx, ty) in zip(points,
+                                                                           task["targets"])]
+        records.append(dict(step=step, image=(image - 128) / 127.5, points=points,
+                            distances=dist))
+        if res.stop:
+            break
+    return records[0]["image"], records, 2.0
+
+
+def run_task(G, task, tracking, max_steps, modules=None):
     ws = G.z_to_w(G.z_from_seed(task["seed"]), truncation_psi=0.7).detach()
-    session = DragSession(G, ws, task["handles"], task["targets"],
-                          settings=DragSettings(tracking=tracking, max_steps=max_steps))
-    start = session.image()
     t0 = time.perf_counter()
-    records = session.run()
+    if tracking == "official":
+        start, records, done_within = run_official(G, modules, ws, task, max_steps)
+    else:
+        session = DragSession(G, ws, task["handles"], task["targets"],
+                              settings=DragSettings(tracking=tracking, max_steps=max_steps))
+        start = session.image()
+        t0 = time.perf_counter()
+        records = session.run()
+        done_within = session.radii["d"]
     seconds = time.perf_counter() - t0
     final = records[-1]
-    converged = all(d <= session.radii["d"] for d in final["distances"])
+    converged = all(d <= done_within for d in final["distances"])
     image = final["image"]
     found = [locate(start, image, h, t) for h, t in zip(task["handles"], task["targets"])]
     res = G.img_resolution
@@ -235,7 +266,8 @@ def quality_row(job) -> dict:
     torch.set_num_threads(threads)
     G = load_generator(TASK_MODEL)
     tasks = make_tasks(n_tasks, n_points, G.img_resolution)
-    results = [run_task(G, task, tracking, max_steps) for task in tasks]
+    modules = official_modules() if tracking == "official" else None
+    results = [run_task(G, task, tracking, max_steps, modules) for task in tasks]
     row = summarise(results, G.img_resolution)
     row.update(points=n_points, tracking=tracking, tasks=len(tasks))
     print(row, flush=True)
@@ -311,11 +343,19 @@ def target_lines(speed, quality) -> list[str]:
                        f"{ratio:.2f}x, {'met' if ratio >= TARGET_SPEEDUP else 'NOT met'}")
     one = {r["tracking"]: r for r in quality if r["points"] == 1}
     for name, r in one.items():
+        if name == "official":  # the targets are ganprior's; the official row is the reference
+            continue
         ok = r["cut"] >= TARGET_MD_CUT and r["agree"] <= TARGET_AGREE
         out.append(f"- 1 point, {name}: MD cut {r['cut']:.0%} (target >= {TARGET_MD_CUT:.0%}), "
                    f"tracker and independent MD {r['agree']:.2f} px apart (target <= "
                    f"{TARGET_AGREE:g}): {'met' if ok else 'NOT met'} (per handle, the tracker's "
                    f"point is {r['gap']:.2f} px from the independent match)")
+    if "official" in one:
+        for name in ("paper", "robust"):
+            if name in one:
+                out.append(f"- 1 point, tracker vs independent MD: {name} {one[name]['agree']:.2f}"
+                           f" px apart, the official code {one['official']['agree']:.2f} px on "
+                           "the same tasks")
     five = {r["tracking"]: r for r in quality if r["points"] == 5}
     if {"paper", "robust"} <= set(five):
         a, b = five["paper"]["lost"], five["robust"]["lost"]
@@ -350,6 +390,10 @@ def main():
     ap.add_argument("--steps-per-round", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--jobs", type=int, default=1, help="quality rows in this many processes")
+    ap.add_argument("--trackers", default="paper,robust,official",
+                    help="quality rows: ganprior's trackers, and the official drag (its own "
+                         "tracker and stop rule; needs DRAGGAN_REPO)")
+    ap.add_argument("--points", default="1,5", help="handles per task, one row each")
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                     help="speed: wall time, or process CPU time (use with --threads 1 on a "
                          "busy machine)")
@@ -367,8 +411,9 @@ def main():
               file=sys.stderr)
     speed = [] if args.no_speed else speed_rows(args.configs.split(","), modules, args.rounds,
                                                 args.steps_per_round, CLOCKS[args.clock])
-    quality = [] if args.no_quality else quality_rows(args.tasks, args.max_steps,
-                                                      ("paper", "robust"), (1, 5), args.jobs)
+    trackers = [t for t in args.trackers.split(",") if t != "official" or modules is not None]
+    quality = [] if args.no_quality else quality_rows(
+        args.tasks, args.max_steps, trackers, [int(n) for n in args.points.split(",")], args.jobs)
     when = datetime.date.today().isoformat()
     command = (f"`DRAGGAN_REPO=<checkout> python benchmarks/drag.py --tasks {args.tasks} "
                f"--max-steps {args.max_steps} --threads {args.threads} --clock {args.clock}`")

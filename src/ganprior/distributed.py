@@ -15,3 +15,21 @@ def rank_and_world() -> tuple[int, int]:
     if world < 1 or not 0 <= rank < world:
         raise ValueError(f"RANK={rank} WORLD_SIZE={world}: need 0 <= RANK < WORLD_SIZE")
     return rank, world
+
+
+def average_gradients(params, world: int) -> None:
+    """Average the gradients of `params` over the `world` processes of the default group, in
+    place: one all_reduce of all of them flattened (a parameter without a gradient is left
+    out). An inf on any rank reaches every rank, so an AMP scaler skips the same steps
+    everywhere."""
+    if world == 1:
+        return
+    import torch
+    import torch.distributed as dist
+    params = [p for p in params if p.grad is not None]
+    if params:
+        flat = torch.cat([p.grad.flatten() for p in params])
+        dist.all_reduce(flat)
+        flat /= world
+        for p, g in zip(params, flat.split([p.numel() for p in params])):
+            p.grad.copy_(g.reshape(p.shape))

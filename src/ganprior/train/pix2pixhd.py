@@ -35,7 +35,7 @@ import torch
 
 from ..checkpoints import save_native
 from ..device import describe_device
-from ..distributed import rank_and_world
+from ..distributed import average_gradients, rank_and_world
 from ..files import atomic_write, atomic_write_text
 from ..images import grid, save_image, to_uint8
 from ..nets.pix2pixhd import (FeatureEncoder, GlobalGenerator, LocalEnhancer,
@@ -276,22 +276,9 @@ class Trainer:
     def _apply(self, opt, loss, *nets):
         opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self._sync_grads([p for net in nets if net is not None for p in net.parameters()])
+        average_gradients([p for net in nets if net is not None for p in net.parameters()],
+                          self.world)
         self.scaler.step(opt)
-
-    def _sync_grads(self, params):
-        """Average gradients over processes (one flat all_reduce; an inf on any rank reaches
-        every rank, so the AMP scaler skips the same steps everywhere)."""
-        if self.world == 1:
-            return
-        import torch.distributed as dist
-        params = [p for p in params if p.grad is not None]
-        if params:
-            flat = torch.cat([p.grad.flatten() for p in params])
-            dist.all_reduce(flat)
-            flat /= self.world
-            for p, g in zip(params, flat.split([p.numel() for p in params])):
-                p.grad.copy_(g.reshape(p.shape))
 
     # --- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from ..checkpoints import save_native
 from ..device import describe_device
+from ..distributed import average_gradients
 from ..files import atomic_write
 from ..images import grid, save_image, to_uint8
 from ..nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
@@ -234,7 +235,7 @@ class Trainer:
         """Backward, average gradients across processes, optimiser step."""
         self.opts[name].zero_grad(set_to_none=True)
         loss.backward()
-        self._sync_grads(net)
+        average_gradients(net.parameters(), self.world)
         for p in net.parameters():  # as NVIDIA's loop: one bad minibatch must not poison Adam
             if p.grad is not None:
                 torch.nan_to_num(p.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=p.grad)
@@ -247,18 +248,6 @@ class Trainer:
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return t.tolist()
-
-    def _sync_grads(self, net):
-        if self.world == 1:
-            return
-        import torch.distributed as dist
-        params = [p for p in net.parameters() if p.grad is not None]
-        if params:
-            flat = torch.cat([p.grad.flatten() for p in params])
-            dist.all_reduce(flat)
-            flat /= self.world
-            for p, g in zip(params, flat.split([p.numel() for p in params])):
-                p.grad.copy_(g.reshape(p.shape))
 
     # --- one minibatch: NVIDIA's phases Gmain, Greg (every 4), Dmain, Dreg (every 16) -----------
     def train_step(self) -> dict:

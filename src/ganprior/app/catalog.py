@@ -14,19 +14,18 @@ belong to their model and are not listed.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..errors import GanpriorError
+from ..checkpoints.native import read_config
+from ..errors import CheckpointError, GanpriorError
 
 CHECKPOINT_SUFFIXES = (".pkl", ".pt", ".pth", ".safetensors")
 MAX_LISTED = 200        # files listed from the model folder
 MAX_DEPTH = 3           # folders below the model folder that are searched
 MAX_ID_CHARS = 500
-MAX_CONFIG_BYTES = 1 << 20   # a native config is a few KB
 CLUSTERS_SUFFIX = ".clusters.safetensors"
 PAINT_ARCHS = ("pix2pixhd-global", "pix2pixhd-local")
 
@@ -54,9 +53,9 @@ def native_info(weights: Path) -> tuple[str | None, int | None]:
     (None, None) when there is none or it cannot be read: the weights are not opened."""
     config = weights.with_suffix(".json")
     try:
-        if not config.is_file() or config.stat().st_size > MAX_CONFIG_BYTES:
+        if not config.is_file():
             return None, None
-        cfg = json.loads(config.read_text())
+        cfg = read_config(config)
         g = cfg["G"]
         arch = g["arch"] if isinstance(g["arch"], str) else None
         res = (g.get("kwargs") or {}).get("img_resolution")
@@ -64,7 +63,7 @@ def native_info(weights: Path) -> tuple[str | None, int | None]:
             size = ((cfg.get("provenance") or {}).get("pix2pixhd") or {}).get("resolution")
             res = size[0] if isinstance(size, list) and size else None
         return arch, res if isinstance(res, int) else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (CheckpointError, OSError, KeyError, TypeError, AttributeError):
         return None, None
 
 

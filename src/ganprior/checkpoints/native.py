@@ -62,28 +62,39 @@ def save_native(path, G, D=None, provenance: dict | None = None,
     return weights, config
 
 
+def read_config(config: Path):
+    """The JSON in `config`, refusing (CheckpointError, one line) what is not a regular file
+    (a FIFO would block the read forever), over MAX_CONFIG_BYTES, or not valid JSON."""
+    try:
+        check_regular_file(config)
+    except GanpriorError as e:
+        raise CheckpointError(str(e))
+    if config.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{config}: {config.stat().st_size:,} bytes is too large for a config")
+    try:
+        return json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{config}: not valid JSON ({e})")
+
+
+def read_safetensors(weights: Path) -> dict:
+    """The tensors of a safetensors file; CheckpointError (one line) when it cannot be read."""
+    try:
+        return load_file(weights)
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{weights}: unreadable safetensors file ({e})")
+
+
 def load_native(path) -> dict:
     weights, config = native_paths(path)
     if not config.exists():
         raise CheckpointError(f"{weights}: its config {config.name} is missing")
     if not weights.exists():
         raise CheckpointError(f"{config}: its weights {weights.name} are missing")
-    try:
-        check_regular_file(config)  # a FIFO would block the read forever
-    except GanpriorError as e:
-        raise CheckpointError(str(e))
-    if config.stat().st_size > MAX_CONFIG_BYTES:
-        raise CheckpointError(f"{config}: {config.stat().st_size:,} bytes is too large for a config")
-    try:
-        cfg = json.loads(config.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{config}: not valid JSON ({e})")
+    cfg = read_config(config)
     if not isinstance(cfg, dict) or cfg.get("format") != "ganprior" or "G" not in cfg:
         raise CheckpointError(f"{config}: not a ganprior model config")
-    try:
-        tensors = load_file(weights)
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{weights}: unreadable safetensors file ({e})")
+    tensors = read_safetensors(weights)
     out = {"meta": {"source": "native", "provenance": cfg.get("provenance", {})}}
     for key, entry in cfg.items():
         if key in _NOT_NETWORKS:

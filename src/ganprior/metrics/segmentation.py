@@ -44,7 +44,6 @@ from ..progress import progress_bar
 FORMAT = "ganprior-segmenter"
 ARCH = "scene-unet"
 MAX_CLASSES = 1024
-MAX_CONFIG_BYTES = 1 << 20
 
 
 # --- scores ---------------------------------------------------------------------------------
@@ -304,30 +303,20 @@ def save_segmenter(path, net: SceneSegmenter, meta: dict | None = None) -> tuple
 def load_segmenter(path, device="cpu") -> tuple[SceneSegmenter, dict]:
     """(net in eval mode, meta) from save_segmenter's files. CheckpointError (one line) when
     they are missing, malformed or do not fit together."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+    from ..checkpoints.native import read_config, read_safetensors
     from ..checkpoints.state import load_state_strict
     weights, config = segmenter_paths(path)
     for f in (config, weights):
         if not f.is_file():
             raise CheckpointError(f"{f}: no such segmenter file")
-    if config.stat().st_size > MAX_CONFIG_BYTES:
-        raise CheckpointError(f"{config}: too large for a segmenter config")
-    try:
-        cfg = json.loads(config.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{config}: not valid JSON ({e})")
+    cfg = read_config(config)
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT or cfg.get("arch") != ARCH:
         raise CheckpointError(f"{config}: not a {FORMAT} config")
     try:
         net = build(ARCH, cfg.get("kwargs") or {}, role="S", what=str(config))
     except ValueError as e:
         raise CheckpointError(f"{config}: {e}")
-    try:
-        state = load_file(weights)
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{weights}: unreadable safetensors file ({e})")
+    state = read_safetensors(weights)
     try:
         load_state_strict(net, state, str(weights))
     except GanpriorError as e:

@@ -19,7 +19,6 @@ Coordinates are image pixels (x right, y down, integers are pixel centres).
 from __future__ import annotations
 
 import base64
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 from ..synthesis import editing
-from .sessions import check_number
+from .sessions import check_number, check_points
 
 MAX_STROKE_POINTS = 512       # points in one brush or erase message
 MAX_RADIUS = 64               # brush radius, image pixels
@@ -100,16 +99,7 @@ def _points(value, canvas, what="points") -> list[tuple[float, float]]:
     h, w = canvas.size
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_STROKE_POINTS:
         raise ValueError(f"{what} must be a list of 1 to {MAX_STROKE_POINTS} [x, y] points")
-    out = []
-    for p in value:
-        if not (isinstance(p, list) and len(p) == 2):
-            raise ValueError(f"{what}: each point is [x, y], not {p!r}"[:200])
-        x, y = (check_number(v, f"{what} coordinate", -math.inf, math.inf) for v in p)
-        if not (0 <= x <= w - 1 and 0 <= y <= h - 1):
-            raise ValueError(f"{what}: ({x:g}, {y:g}) is outside the {w}x{h} canvas "
-                             f"(0..{w - 1}, 0..{h - 1})")
-        out.append((float(x), float(y)))
-    return out
+    return check_points(value, what, w, h, "canvas")
 
 
 def _class(msg, state) -> int:

@@ -53,6 +53,21 @@ def check_number(value, what: str, lo: float, hi: float, integer: bool = False) 
     return value
 
 
+def check_points(value: list, what: str, width: int, height: int, surface: str):
+    """A client's list of [x, y] pairs -> (x, y) floats on the width x height `surface`
+    ("image", "canvas"); ValueError naming `what` for a malformed or outside point."""
+    out = []
+    for p in value:
+        if not (isinstance(p, list) and len(p) == 2):
+            raise ValueError(f"{what}: each point is [x, y], not {p!r}"[:200])
+        x, y = (check_number(v, f"{what} coordinate", -math.inf, math.inf) for v in p)
+        if not (0 <= x <= width - 1 and 0 <= y <= height - 1):
+            raise ValueError(f"{what}: point ({x:g}, {y:g}) is outside the {width}x{height} "
+                             f"{surface} (0..{width - 1}, 0..{height - 1})")
+        out.append((float(x), float(y)))
+    return out
+
+
 def parse_pairs(handles, targets, size: int) -> tuple[list, list]:
     """Client points -> lists of (x, y) floats inside a size x size image; ValueError when
     malformed, outside the image, unpaired or too many."""
@@ -60,16 +75,7 @@ def parse_pairs(handles, targets, size: int) -> tuple[list, list]:
     for name, pts in (("handles", handles), ("targets", targets)):
         if not isinstance(pts, list) or len(pts) > MAX_POINTS:
             raise ValueError(f"{name} must be a list of at most {MAX_POINTS} [x, y] points")
-        parsed = []
-        for p in pts:
-            if not (isinstance(p, list) and len(p) == 2):
-                raise ValueError(f"{name}: each point is [x, y], not {p!r}"[:200])
-            x, y = (check_number(v, f"{name} coordinate", -math.inf, math.inf) for v in p)
-            if not (0 <= x <= size - 1 and 0 <= y <= size - 1):
-                raise ValueError(f"{name}: point ({x:g}, {y:g}) is outside the {size}x{size} "
-                                 f"image (0..{size - 1})")
-            parsed.append((float(x), float(y)))
-        out.append(parsed)
+        out.append(check_points(pts, name, size, size, "image"))
     if len(out[0]) != len(out[1]):
         raise ValueError(f"{len(out[0])} handles but {len(out[1])} targets: every handle needs "
                          "a target")

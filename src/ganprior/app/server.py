@@ -168,29 +168,15 @@ def create_app(model_dir=None, device="cpu", session_ttl: float = 1800.0,
         from starlette.middleware.trustedhost import TrustedHostMiddleware
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
 
-    @app.exception_handler(SessionExpired)
-    async def expired(request, e):
-        return _error(404, str(e))
+    def answer(status):
+        async def handler(request, e):
+            return _error(status, str(e))
+        return handler
 
-    @app.exception_handler(Busy)
-    async def busy(request, e):
-        return _error(409, str(e))
-
-    @app.exception_handler(Full)
-    async def full(request, e):
-        return _error(503, str(e))
-
-    @app.exception_handler(TooLarge)
-    async def too_large(request, e):
-        return _error(413, str(e))
-
-    @app.exception_handler(GanpriorError)
-    async def bad_input(request, e):
-        return _error(400, str(e))
-
-    @app.exception_handler(ValueError)
-    async def bad_value(request, e):
-        return _error(400, str(e))
+    # what the client did wrong -> its status; the message is the exception's one line
+    for error, status in ((SessionExpired, 404), (Busy, 409), (Full, 503), (TooLarge, 413),
+                          (GanpriorError, 400), (ValueError, 400)):
+        app.add_exception_handler(error, answer(status))
 
     @app.exception_handler(Exception)
     async def internal(request, e):

@@ -69,6 +69,16 @@ def _weights_from_the_weights_folder_only(monkeypatch):
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny tensors on a shared, loaded 2-core machine run
+    many times faster on one thread than on two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def trap(tmp_path, monkeypatch):
     """Path that appears if anything executes the source embedded in a test pickle."""
     path = tmp_path / "trap_fired"

@@ -341,6 +341,23 @@ def _digest(root: Path) -> dict:
     return out
 
 
+def check_refused_in_process(case: Case, fx: dict, out: Path) -> None:
+    """Run `case` through the CLI in this process (models loaded once by the fixtures) and
+    check the promise: no traceback, one `error:` line matching case.expect, the expected exit
+    status, within TIME_LIMIT, no input file changed and nothing written to `out`."""
+    before, t0 = _digest(fx["root"]), time.time()
+    r = CliRunner().invoke(app, case.args(fx, out))
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert time.time() - t0 < TIME_LIMIT
+    assert "Traceback" not in r.stdout + r.stderr, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, r.stderr
+    assert r.exit_code == case.status, r.stderr
+    assert re.search(case.expect, errors[0]), errors[0]
+    assert _digest(fx["root"]) == before, "an input file was changed"
+    assert not out.exists(), "a (partial) output was written"
+
+
 CHILD = """
 import json, os, resource, signal, sys, time
 sys.path.insert(0, sys.argv[1])

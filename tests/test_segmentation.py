@@ -118,15 +118,6 @@ def test_segmenter_shapes_and_size_check():
         SceneSegmenter(depth=9)
 
 
-@pytest.fixture
-def one_thread():
-    """Training tests on one thread: on a shared machine two threads are often slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_segmenter_overfits_two_scenes(one_thread):
     x, y = _scenes(11, 2, size=32)
     chance = float(torch.bincount(y.flatten()).max()) / y.numel()  # the majority class: 0.28

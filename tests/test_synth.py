@@ -19,12 +19,7 @@ from ganprior.synthesis.scene import feature_map, instances_from_labels
 from ganprior.train.pix2pixhd import train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_run(root, features=True):

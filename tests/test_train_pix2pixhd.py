@@ -16,13 +16,7 @@ from ganprior.train.pix2pixhd import (Trainer, latest_snapshot, lr_at, make_spec
                                       read_manifest, train)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is ~30x faster than two on a shared, loaded machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def write_pairs(root, n=4, size=16, seed=0, phase="train", classes=True):

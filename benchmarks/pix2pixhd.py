@@ -52,6 +52,7 @@ from report import write_section  # noqa: E402  (benchmarks/report.py)
 
 from ganprior.data import scenes  # noqa: E402
 from ganprior.device import describe_device  # noqa: E402
+from ganprior.files import atomic_write_text  # noqa: E402
 from ganprior.images import as_saved_image, grid, save_image, to_uint8  # noqa: E402
 from ganprior.metrics.segmentation import (SegmentationScore, edit_locality,  # noqa: E402
                                            load_segmenter, save_segmenter, segment,
@@ -411,6 +412,19 @@ def main():
     if shown_div:
         save_image(diversity_grid(shown_div), out_dir / "pix2pixhd_diversity.png")
     print(f"pictures in {out_dir}")
+    summary = {"model": args.model, "command": "python benchmarks/pix2pixhd.py "
+               + command_line(sys.argv[1:]), "date": datetime.date.today().isoformat(),
+               "n_eval": args.n_eval,
+               "scores": {name: {k: s[k] for k in ("pixel_accuracy", "mean_iou")}
+                          for name, (s, _) in results.items()},
+               "miou_ratio": {name: s["mean_iou"] / oracle for name, (s, _) in results.items()},
+               "locality": {name: {k: v[k] for k in ("edits", "mean", "grown")}
+                            for name, v in loc.items()},
+               "diversity_l1": div["pairwise_l1"] if div else None,
+               "synthesis_img_per_s": speed}
+    # for scripts/publish_pix2pixhd.py --quality (the model card quotes these figures)
+    result = out_dir / "pix2pixhd.json" if args.quick else ROOT / "out" / "bench" / "pix2pixhd.json"
+    atomic_write_text(result, json.dumps(summary, indent=1, allow_nan=False) + "\n")
     if not args.quick:
         write_section("pix2pixhd", "pix2pixHD: segmentation score, edit locality, diversity "
                                    "(issue 15)", "\n".join(lines) + PICTURES)

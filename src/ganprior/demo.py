@@ -271,8 +271,64 @@ def section_drag(out: Path, device, quick: bool = False) -> str:
             + _img(r["animation"], out, "every step", width=256))
 
 
+PIX2PIXHD_MODEL = "pix2pixhd-scenes128"
+HELD_OUT_SCENES = 3_000_000  # scene seed never used for training (`data scenes --seed 0`)
+
+
+def synthesis_pictures(model, n: int = 6, clusters: int = 6, size: int = 128):
+    """(grid of rows label | synthesis | real render for `n` held-out procedural scenes, strip
+    of the first scene's label map then its synthesis with every thing class that has
+    clusters given cluster 0, 1, ... (the class's last one where it has fewer)) as uint8."""
+    from .data import scenes
+    from .synthesis import synthesize_scene
+
+    def maps(i):
+        sc = scenes.scene(HELD_OUT_SCENES, i, size)
+        return sc, torch.from_numpy(sc.label.astype(np.int64)), torch.from_numpy(
+            sc.inst.astype(np.int64))
+
+    rows = []
+    for i in range(n):
+        sc, label, inst = maps(i)
+        rows += [scenes.colourise(sc.label), to_uint8(synthesize_scene(model, label, inst)[0])[0],
+                 sc.image]
+    sc, label, inst = maps(0)
+    n_of = {t: model.clusters.n(model.class_id(t)) if model.clusters else 0
+            for t in model.info.get("things") or []}
+    n_of = {t: k for t, k in n_of.items() if k}
+    strip = [scenes.colourise(sc.label)] + [
+        to_uint8(synthesize_scene(model, label, inst,
+                                  clusters={t: min(k, m - 1) for t, m in n_of.items()})[0])[0]
+        for k in range(clusters if n_of else 1)]
+    return grid(np.stack(rows), cols=3), grid(np.stack(strip), cols=len(strip))
+
+
+def section_synthesis(out: Path, device, quick: bool = False) -> str:
+    """The embedded pix2pixHD: label maps of held-out scenes to images, and feature clusters."""
+    if PIX2PIXHD_MODEL not in zoo_entries() or zoo_entries()[PIX2PIXHD_MODEL].availability() != "ok":
+        return ""
+    from .synthesis import load_pix2pixhd
+    model = load_pix2pixhd(PIX2PIXHD_MODEL, device)
+    t0 = time.perf_counter()
+    n = 2 if quick else 6
+    samples, strip = synthesis_pictures(model, n=n)
+    seconds = time.perf_counter() - t0
+    return ("<h2>Label maps to images (pix2pixHD)</h2><p>" + html.escape(
+        f"{PIX2PIXHD_MODEL} on {n} procedural scenes it was not trained on (scene seed "
+        f"{HELD_OUT_SCENES}); {seconds:.1f} s for these pictures. The same runs from "
+        "`ganprior synth` and in the studio's Paint tab; docs/zoo/" + PIX2PIXHD_MODEL + ".md.")
+        + "</p>"
+        + _img(save_image(samples, out / "synth_samples.png"), out,
+               "label map | synthesis (every instance's cluster 0) | the real render",
+               width=3 * 192)
+        + _img(save_image(strip, out / "synth_clusters.png"), out,
+               "the same label map with each thing class (buildings, trees, cars) given feature "
+               "cluster 0, 1, ...: the instance features choose each object's look",
+               width=strip.shape[1]))
+
+
 SECTIONS = [section_models, section_generate, section_inversion, section_restoration,
-            section_editing, section_drag]
+            section_editing, section_drag, section_synthesis]
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}

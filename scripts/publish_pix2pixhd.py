@@ -94,8 +94,9 @@ def quality_text(q: dict | None) -> str:
             lines.append(f"- {key}: pixel accuracy {s['pixel_accuracy']:.1%}, mIoU "
                          f"{s['mean_iou']:.4f} ({q['miou_ratio'][key]:.2f} of the oracle's);")
     for cls, v in q["locality"].items():
-        lines.append(f"- changing one {cls}'s cluster: {v['mean']:.0%} of the pixel change "
-                     f"inside it ({v['grown']:.0%} within 2 px), {v['edits']} edits;")
+        what = "instance's (any class)" if cls == "all" else f"{cls}'s"
+        lines.append(f"- changing one {what} cluster: {v['mean']:.0%} of the absolute pixel "
+                     f"change inside it ({v['grown']:.0%} within 2 px), {v['edits']} edits;")
     lines.append(f"- {q['n_eval']} scenes; `{q['command']}` ({q['date']}); BENCHMARKS.md has "
                  "the tables and pictures.")
     return "\n".join(lines)

@@ -39,10 +39,15 @@ def section_models(out: Path, device, quick: bool = False) -> str:
             "<th>latent spaces</th><th>status</th><th>source</th></tr>" + "".join(rows) + "</table>")
 
 
+def _latent_models() -> dict:
+    """The zoo's generators of latent codes (not label-to-image models such as pix2pixHD)."""
+    return {n: e for n, e in zoo_entries().items() if "z" in e.latent_spaces}
+
+
 def section_generate(out: Path, device, quick: bool = False) -> str:
     parts = ["<h2>Generation from seeds</h2><p>Seeds map to z as in NVIDIA's generate.py; "
              "images are quantised the same way (x&middot;127.5+128).</p>"]
-    for name, entry in zoo_entries().items():
+    for name, entry in _latent_models().items():
         if entry.availability() != "ok":
             parts.append(f"<p>{name}: not available ({html.escape(entry.availability())})</p>")
             continue
@@ -222,7 +227,7 @@ def section_editing(out: Path, device, quick: bool = False) -> str:
              "from pixels (the embedded models have no labels; docs/editing.md), and SeFa's "
              f"first closed-form direction; strength {strengths[0]}..{strengths[-1]}, the "
              "original in the centre.</p>"]
-    for name, entry in zoo_entries().items():
+    for name, entry in _latent_models().items():
         if entry.availability() != "ok":
             continue
         G = load_networks(name, device)["G"]

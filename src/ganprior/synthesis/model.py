@@ -3,7 +3,7 @@
 
     model = load_pix2pixhd("out/train/pix2pixhd")            # a run folder: newest snapshot
     model = load_pix2pixhd("run/pix2pixhd-epoch0200.safetensors")
-    model = load_pix2pixhd("pix2pixhd-scenes128")            # a zoo name, once one is shipped
+    model = load_pix2pixhd("pix2pixhd-scenes128")            # the embedded model (a zoo name)
 
 Loading goes through `checkpoints.load_networks`, so zoo names work as soon as the zoo lists
 one; the clusters file (`encode-features`) is NAME.clusters.safetensors next to the weights.

@@ -256,6 +256,18 @@ def test_native_broken_files(tmp_path):
         load_networks(tmp_path / "o.safetensors")
 
 
+@pytest.mark.parametrize("text", ['{"G": ' + "9" * 5000 + "}",   # past Python's digit limit
+                                  "[" * 100_000 + "]" * 100_000])  # nesting past recursion
+def test_native_config_json_that_python_refuses(tmp_path, text):
+    # json.loads raises a plain ValueError / RecursionError for these, not JSONDecodeError
+    from ganprior.app.catalog import native_info
+    save_native(tmp_path / "m", small_stylegan2())
+    (tmp_path / "m.json").write_text(text)
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_networks(tmp_path / "m.safetensors")
+    assert native_info(tmp_path / "m.safetensors") == (None, None)  # the studio skips it
+
+
 def test_unknown_and_missing_files(tmp_path):
     (tmp_path / "junk.bin").write_bytes(b"hello world, not a model")
     with pytest.raises(CheckpointError, match="unknown checkpoint format"):

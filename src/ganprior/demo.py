@@ -314,6 +314,9 @@ def section_synthesis(out: Path, device, quick: bool = False) -> str:
         return ""
     from .synthesis import load_pix2pixhd
     model = load_pix2pixhd(PIX2PIXHD_MODEL, device)
+    if model.feat_num and model.clusters is None:
+        return (f"<h2>Label maps to images (pix2pixHD)</h2><p>{PIX2PIXHD_MODEL} has no feature "
+                "clusters file (run <code>ganprior encode-features</code>): skipped.</p>")
     t0 = time.perf_counter()
     n = 2 if quick else 6
     samples, strip = synthesis_pictures(model, n=n)

@@ -73,8 +73,10 @@ def read_config(config: Path):
         raise CheckpointError(f"{config}: {config.stat().st_size:,} bytes is too large for a config")
     try:
         return json.loads(config.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{config}: not valid JSON ({e})")
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        # ValueError: JSONDecodeError, and numbers past Python's 4300-digit limit;
+        # RecursionError: deeply nested arrays
+        raise CheckpointError(f"{config}: not valid JSON ({str(e)[:200]})")
 
 
 def read_safetensors(weights: Path) -> dict:

@@ -323,9 +323,9 @@ def section_synthesis(out: Path, device, quick: bool = False) -> str:
     seconds = time.perf_counter() - t0
     return ("<h2>Label maps to images (pix2pixHD)</h2><p>" + html.escape(
         f"{PIX2PIXHD_MODEL} on {n} procedural scenes it was not trained on (scene seed "
-        f"{HELD_OUT_SCENES}); {seconds:.1f} s for these pictures. The same runs from "
-        "`ganprior synth` and in the studio's Paint tab; docs/zoo/" + PIX2PIXHD_MODEL + ".md.")
-        + "</p>"
+        f"{HELD_OUT_SCENES}); {seconds:.1f} s for these pictures.")
+        + " The same runs from <code>ganprior synth</code> and in the studio's Paint tab; "
+        f"docs/zoo/{PIX2PIXHD_MODEL}.md.</p>"
         + _img(save_image(samples, out / "synth_samples.png"), out,
                "label map | synthesis (every instance's cluster 0) | the real render",
                width=3 * 192)

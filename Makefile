@@ -65,6 +65,12 @@ bench: setup
 	# restoration: baselines vs fixed G vs tuned G (about 10 min), and the shipped directions
 	$(BIN)/python benchmarks/restoration.py --steps 100 --tune-steps 60 --n-domain 1 --real astronaut_face
 	$(BIN)/python benchmarks/directions.py --n 200 --strength 3
+	# DragGAN: the drag step beside the official renderer and 50 seeded drags per row, with the
+	# official code's own drags when DRAGGAN_REPO=<checkout> (about 75 min; 45 without it)
+	$(BIN)/python benchmarks/drag.py --tasks 50 --max-steps 200 --threads 1 --clock cpu
+	# pix2pixHD: the embedded model's segmentation score, edit locality and diversity (its
+	# segmenter trains once, about 20 min, cached under out/bench/segmenter; then about 1 min)
+	$(BIN)/python benchmarks/pix2pixhd.py --model pix2pixhd-scenes128
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -25,12 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from ganprior.checkpoints import load_networks, save_native  # noqa: E402
-from ganprior.files import atomic_write_text  # noqa: E402
 from ganprior.demo import synthesis_pictures  # noqa: E402
+from ganprior.files import atomic_write_text  # noqa: E402
 from ganprior.images import save_image  # noqa: E402
 from ganprior.plots import line_chart  # noqa: E402
 from ganprior.synthesis import encode_features, load_pix2pixhd  # noqa: E402
 from ganprior.train.pix2pixhd import latest_snapshot  # noqa: E402
+
 
 def read_log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line]

@@ -3,7 +3,6 @@ usage errors), no traceback, unchanged inputs and nothing written (test_hostile.
 run in-process)."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch

@@ -26,7 +26,8 @@ locality, diversity across feature clusters, training throughput (issue 15 item 
    and synthesis images/s measured here.
 
 Writes docs/benchmarks/pix2pixhd_{eval,locality,diversity}.png and its section of
-BENCHMARKS.md (not with --quick).
+BENCHMARKS.md (not with --quick), and the main figures to out/bench/pix2pixhd.json (what
+scripts/publish_pix2pixhd.py --quality quotes on the model page).
 """
 from __future__ import annotations
 
